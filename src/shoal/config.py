@@ -1,0 +1,21 @@
+"""Server configuration: what `shoal serve` reads from its options and environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shoal.core.limits import Limits
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything a server process needs to start. Defaults are the embedded, single-process setup."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    """0 picks a free port; the chosen one is logged in the `listening` event."""
+    data_dir: Path = Path("shoal-data")
+    tick_rate: float = 20.0
+    server_name: str = "shoal"
+    limits: Limits = field(default_factory=Limits)

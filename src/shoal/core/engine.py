@@ -1,0 +1,305 @@
+"""The room engine: Shoal's sans-I/O core.
+
+The engine takes events (a connection opened, a frame arrived, a connection closed, time passed) and
+returns `Send`/`Close` actions. It owns every room and member but no socket, task or clock: the
+transport passes `now` (seconds, wall clock) into every call and carries out the actions.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Iterable
+
+import structlog
+
+from shoal import __version__
+from shoal.core.actions import Action, Close, Send
+from shoal.core.limits import Limits
+from shoal.core.member import Member
+from shoal.core.pose import InvalidPose, member_pose
+from shoal.core.room import Room, encode_once_per_codec
+from shoal.core.stats import Stats
+from shoal.protocol.codec import Codec, DecodeFailure
+from shoal.protocol.errors import CloseCode, ErrorCode
+from shoal.protocol.messages import (
+    PROTOCOL_VERSION,
+    ClientMessage,
+    Error,
+    Hello,
+    Join,
+    Joined,
+    Leave,
+    Left,
+    MemberJoined,
+    MemberLeft,
+    Ping,
+    Pong,
+    Pose,
+    Relay,
+    Send as SendMessage,
+    ServerMessage,
+    Welcome,
+)
+
+ROOM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.~:-]*")
+"""Room names: letters, digits and `_ . ~ : -`, starting with a letter or digit (URL-safe as-is)."""
+
+log = structlog.get_logger("shoal.rooms")
+
+PALETTE = (
+    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0",
+    "#f032e6", "#bcf60c", "#fabebe", "#008080", "#e6beff", "#ffe119",
+)  # fmt: skip
+
+
+class Engine:
+    """Rooms, members and their messages, as plain objects.
+
+    `tick_rate` is the default room tick rate in Hz. `new_id` and `new_token` may be replaced in
+    tests; by default member ids are random non-zero 32-bit integers and resume tokens are 192-bit
+    URL-safe secrets.
+    """
+
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        tick_rate: float = 20.0,
+        server_name: str = "shoal",
+        new_id: Callable[[], int] | None = None,
+        new_token: Callable[[], str] | None = None,
+    ) -> None:
+        if not 0.5 <= tick_rate <= 240:
+            raise ValueError("tick_rate must be between 0.5 and 240 Hz")
+        self.limits = limits or Limits()
+        self.tick_rate = tick_rate
+        self.server_name = server_name
+        self.rooms: dict[str, Room] = {}
+        self.members: dict[int, Member] = {}
+        self.stats = Stats()
+        self._new_id = new_id or (lambda: secrets.randbits(32))
+        self._new_token = new_token or (lambda: secrets.token_urlsafe(24))
+        self._awaiting_hello: dict[int, Member] = {}
+        self._limits_advertised = {
+            name: getattr(self.limits, name)
+            for name in (
+                "max_message_bytes", "max_members_per_room", "pose_rate", "pose_burst",
+                "message_rate", "message_burst", "hello_timeout", "ping_interval",
+            )
+        }  # fmt: skip
+        self._handlers: dict[type[ClientMessage], Callable[[Member, ClientMessage, float], list[Action]]] = {
+            Hello: self._on_hello,  # type: ignore[dict-item]
+            Join: self._on_join,  # type: ignore[dict-item]
+            Leave: self._on_leave,  # type: ignore[dict-item]
+            Ping: self._on_ping,  # type: ignore[dict-item]
+            SendMessage: self._on_send,  # type: ignore[dict-item]
+        }
+
+    # ---- events from the transport ---------------------------------------------------------------
+
+    def connect(self, codec: Codec, now: float, address: str = "") -> Member:
+        """A WebSocket connection was accepted. Returns its member, which must `hello` within
+        `limits.hello_timeout` seconds."""
+        member_id = self._new_id()
+        while member_id == 0 or member_id in self.members:
+            member_id = self._new_id()
+        member = Member(member_id, codec, self.limits, now, self._new_token(), address)
+        self.members[member_id] = member
+        self._awaiting_hello[member_id] = member
+        self.stats.connections += 1
+        return member
+
+    def receive(self, member: Member, frame: bytes, now: float, binary: bool = False) -> list[Action]:
+        """One complete WebSocket message arrived from `member`."""
+        self.stats.frames_in += 1
+        if binary != member.codec.binary:
+            return self._invalid(member, ErrorCode.UNSUPPORTED_FRAME, "this connection speaks text JSON", None, now)
+        try:
+            message = member.codec.decode(frame)
+        except DecodeFailure as failure:
+            return self._invalid(member, failure.code, failure.message, None, now)
+
+        if type(message) is Pose:  # the hot path: no dict dispatch, no allocation beyond the pose
+            return self._on_pose(member, message, now)
+        if not member.message_budget.take(now):
+            return self._rate_limited(member, "message_rate", now)
+        if not member.greeted and type(message) is not Hello:
+            return self._invalid(member, ErrorCode.HELLO_REQUIRED, "send hello first", message, now)
+        return self._handlers[type(message)](member, message, now)
+
+    def disconnect(self, member: Member, now: float) -> list[Action]:
+        """`member`'s connection is gone (closed, timed out or reset). Returns the presence updates."""
+        if self.members.pop(member.id, None) is None:
+            return []
+        self._awaiting_hello.pop(member.id, None)
+        return self._leave_room(member)
+
+    def tick(self, now: float) -> tuple[list[Action], float]:
+        """Tick every room that is due. Returns the actions and the time of the next deadline."""
+        actions: list[Action] = []
+        if self._awaiting_hello:
+            actions += self._expire_handshakes(now)
+        next_deadline = now + 1.0
+        for room in self.rooms.values():
+            if room.next_tick_at > now + 2 * room.tick_interval:  # the wall clock went backwards
+                room.next_tick_at = now
+            if room.next_tick_at <= now:
+                actions += room.tick(now)
+            next_deadline = min(next_deadline, room.next_tick_at)
+        return actions, next_deadline
+
+    # ---- queries -----------------------------------------------------------------------------------
+
+    def room_summaries(self) -> list[dict[str, object]]:
+        """Every live room with its member count, largest first."""
+        rooms = sorted(self.rooms.values(), key=lambda room: (-len(room), room.name))
+        return [{"name": room.name, "members": len(room), "tick_rate": 1.0 / room.tick_interval} for room in rooms]
+
+    # ---- message handlers ------------------------------------------------------------------------
+
+    def _on_pose(self, member: Member, message: Pose, now: float) -> list[Action]:
+        self.stats.poses_in += 1
+        if not member.pose_budget.take(now):
+            return self._rate_limited(member, "pose_rate", now)
+        room = member.room
+        if room is None:
+            if not member.greeted:
+                return self._invalid(member, ErrorCode.HELLO_REQUIRED, "send hello first", message, now)
+            self.stats.poses_ignored += 1
+            return []
+        try:
+            pose = member_pose(member.id, message)
+        except InvalidPose as exc:
+            return self._invalid(member, ErrorCode.INVALID_MESSAGE, str(exc), message, now)
+        room.set_pose(member, pose)
+        return []
+
+    def _on_hello(self, member: Member, message: Hello, now: float) -> list[Action]:
+        if member.greeted:
+            return self._invalid(member, ErrorCode.ALREADY_GREETED, "hello was already accepted", message, now)
+        if message.v != PROTOCOL_VERSION:
+            reason = f"protocol version {message.v} is not supported; this server speaks {PROTOCOL_VERSION}"
+            return [
+                self._reply(member, Error(code="unsupported_version", message=reason, ref="hello")),
+                self._close(member, CloseCode.UNSUPPORTED_VERSION, "unsupported protocol version"),
+            ]
+        name = " ".join(message.name.split())
+        if len(name) > self.limits.max_name_chars or not name.isprintable():
+            problem = f"name must be at most {self.limits.max_name_chars} printable characters"
+            return self._invalid(member, ErrorCode.INVALID_MESSAGE, problem, message, now)
+        member.name = name or f"Guest {member.id % 10000:04d}"
+        member.color = (message.color or PALETTE[member.id % len(PALETTE)]).lower()
+        member.greeted = True
+        self._awaiting_hello.pop(member.id, None)
+        welcome = Welcome(
+            id=member.id,
+            resume_token=member.resume_token,
+            server_time=now * 1000.0,
+            tick_rate=self.tick_rate,
+            server={"name": self.server_name, "version": __version__},
+            limits=self._limits_advertised,
+        )
+        return [self._reply(member, welcome)]
+
+    def _on_join(self, member: Member, message: Join, now: float) -> list[Action]:
+        name = message.room
+        if len(name) > self.limits.max_room_chars or not ROOM_NAME.fullmatch(name):
+            problem = (
+                f"room names are 1-{self.limits.max_room_chars} letters, digits or _.~:- "
+                "starting with a letter or digit"
+            )
+            return self._invalid(member, ErrorCode.INVALID_ROOM, problem, message, now)
+        room = self.rooms.get(name)
+        if room is not None and member.room is room:  # joining the same room again: resend the snapshot
+            return [self._reply(member, self._joined(member, room))]
+        if room is None and len(self.rooms) >= self.limits.max_rooms:
+            return [self._reply(member, Error(code=ErrorCode.TOO_MANY_ROOMS, message="server room limit reached",
+                                              ref="join"))]
+        if room is not None and len(room) >= self.limits.max_members_per_room:
+            return [self._reply(member, Error(code=ErrorCode.ROOM_FULL, message=f"room {name!r} is full", ref="join"))]
+
+        actions = self._leave_room(member)
+        if room is None:
+            room = self.rooms[name] = Room(name, 1.0 / self.tick_rate, now)
+            log.info("room_created", room=name)
+        actions += encode_once_per_codec(MemberJoined(room=name, member=member.info()), room.members.values())
+        room.add(member)
+        actions.append(self._reply(member, self._joined(member, room)))
+        return actions
+
+    def _on_leave(self, member: Member, message: Leave, now: float) -> list[Action]:
+        room = member.room
+        if room is None:
+            return self._invalid(member, ErrorCode.NOT_IN_ROOM, "not in a room", message, now)
+        return [*self._leave_room(member), self._reply(member, Left(room=room.name))]
+
+    def _on_ping(self, member: Member, message: Ping, now: float) -> list[Action]:
+        return [self._reply(member, Pong(t=message.t, server_time=now * 1000.0))]
+
+    def _on_send(self, member: Member, message: SendMessage, now: float) -> list[Action]:
+        room = member.room
+        if room is None:
+            return self._invalid(member, ErrorCode.NOT_IN_ROOM, "join a room before sending messages", message, now)
+        relay = Relay(topic=message.topic, sender=member.id, data=message.data, to=message.to)
+        if message.to is None:
+            return encode_once_per_codec(relay, room.others(member))
+        target = room.members.get(message.to)
+        if target is None:
+            return self._invalid(member, ErrorCode.NO_SUCH_MEMBER, f"no member {message.to} in this room",
+                                 message, now)
+        return [self._reply(target, relay)]
+
+    # ---- helpers ------------------------------------------------------------------------------------
+
+    def _joined(self, member: Member, room: Room) -> Joined:
+        return Joined(room=room.name, id=member.id, tick_rate=1.0 / room.tick_interval, seq=room.seq,
+                      members=room.snapshot())
+
+    def _leave_room(self, member: Member) -> list[Action]:
+        room = member.room
+        if room is None:
+            return []
+        room.remove(member)
+        if not room.members:
+            del self.rooms[room.name]
+            log.info("room_closed", room=room.name)
+            return []
+        return encode_once_per_codec(MemberLeft(room=room.name, id=member.id), room.members.values())
+
+    def _reply(self, member: Member, message: ServerMessage) -> Send:
+        return Send((member,), member.codec.encode(message), member.codec.binary)
+
+    def _close(self, member: Member, code: int, reason: str) -> Close:
+        self.stats.closes[code] += 1
+        return Close(member, code, reason)
+
+    def _invalid(
+        self, member: Member, code: ErrorCode, problem: str, message: ClientMessage | None, now: float
+    ) -> list[Action]:
+        """Reply with an error; a member that keeps sending invalid messages is closed with 1008."""
+        self.stats.invalid_messages += 1
+        ref = type(message).__struct_config__.tag if message is not None else None  # type: ignore[attr-defined]
+        actions: list[Action] = [self._reply(member, Error(code=code, message=problem, ref=ref))]
+        if not member.invalid_budget.take(now):
+            actions.append(self._close(member, CloseCode.POLICY_VIOLATION, "too many invalid messages"))
+        return actions
+
+    def _rate_limited(self, member: Member, reason: str, now: float) -> list[Action]:
+        """Drop one over-limit message. A member over its limit for `abuse_close_seconds` is closed 4008."""
+        self.stats.dropped[reason] += 1
+        if member.abuse_since is None or now - member.last_rate_drop_at > 1.0:
+            member.abuse_since = now
+        member.last_rate_drop_at = now
+        if now - member.abuse_since >= self.limits.abuse_close_seconds:
+            return [self._close(member, CloseCode.RATE_LIMITED, "rate limit exceeded")]
+        if reason == "pose_rate" or now - member.last_rate_error_at < 1.0:
+            return []  # poses are dropped silently; other drops are reported at most once a second
+        member.last_rate_error_at = now
+        return [self._reply(member, Error(code=ErrorCode.RATE_LIMITED, message="message dropped: rate limit"))]
+
+    def _expire_handshakes(self, now: float) -> Iterable[Action]:
+        deadline = now - self.limits.hello_timeout
+        expired = [member for member in self._awaiting_hello.values() if member.connected_at <= deadline]
+        for member in expired:
+            del self._awaiting_hello[member.id]
+        return [self._close(member, CloseCode.HELLO_TIMEOUT, "no hello received") for member in expired]

@@ -1,0 +1,44 @@
+"""The limits a Shoal server enforces, with their defaults.
+
+One frozen object holds every limit so that the server, the protocol document and the `welcome`
+message agree. Every field can be overridden from the CLI or the environment (see `shoal.config`).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Limits(msgspec.Struct, frozen=True, kw_only=True):
+    """Per-connection and per-room limits. Units are bytes, seconds and messages per second."""
+
+    max_message_bytes: int = 64 * 1024
+    """Largest incoming WebSocket message; a bigger one closes the connection with 1009."""
+    max_members_per_room: int = 64
+    """A join beyond this is refused with the error code `room_full`."""
+    max_rooms: int = 10_000
+    """Live rooms per server; a join that would create one more is refused with `too_many_rooms`."""
+    pose_rate: float = 90.0
+    """Sustained poses per second per connection; excess poses are dropped and counted."""
+    pose_burst: int = 180
+    message_rate: float = 10.0
+    """Sustained non-pose messages per second per connection (join, msg, ping, ...)."""
+    message_burst: int = 20
+    abuse_close_seconds: float = 5.0
+    """A connection that keeps exceeding a rate limit for this long is closed with 4008."""
+    invalid_burst: int = 5
+    """Invalid messages tolerated per `invalid_window`; one more closes with 1008."""
+    invalid_window: float = 60.0
+    hello_timeout: float = 10.0
+    """Seconds a new connection has to send `hello`; after that it is closed with 4000."""
+    max_name_chars: int = 32
+    max_room_chars: int = 64
+    tick_skip_bytes: int = 64 * 1024
+    """A member whose socket holds more unsent bytes than this skips pose ticks; it gets the full
+    pose state once it drains, so it never holds more than one pending tick."""
+    max_buffer_bytes: int = 1024 * 1024
+    """Unsent bytes (reliable messages) after which a member is closed with 4009."""
+    max_congested_seconds: float = 5.0
+    """A member whose socket stays above `tick_skip_bytes` this long is closed with 4009."""
+    ping_interval: float = 20.0
+    """Server WebSocket ping interval; a peer that has not answered within half of it is dropped."""

@@ -1,0 +1,73 @@
+"""A member: one connection's identity, presence and per-connection limits."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from shoal.core.limits import Limits
+from shoal.core.ratelimit import TokenBucket
+from shoal.protocol.codec import Codec
+from shoal.protocol.messages import MemberInfo, MemberPose
+
+if TYPE_CHECKING:
+    from shoal.core.room import Room
+
+
+class Member:
+    """One connected client, from the WebSocket handshake until it disconnects.
+
+    It exists before `hello` (`greeted` is False) so that limits apply from the first frame. It is in
+    at most one room at a time. `link` belongs to the transport (its connection object); the core
+    never reads it.
+    """
+
+    __slots__ = (
+        "abuse_since",
+        "address",
+        "codec",
+        "color",
+        "connected_at",
+        "greeted",
+        "id",
+        "invalid_budget",
+        "last_rate_drop_at",
+        "last_rate_error_at",
+        "link",
+        "message_budget",
+        "name",
+        "needs_full_state",
+        "pose",
+        "pose_budget",
+        "resume_token",
+        "room",
+    )
+
+    def __init__(
+        self, member_id: int, codec: Codec, limits: Limits, now: float, resume_token: str, address: str = ""
+    ) -> None:
+        self.id = member_id
+        self.codec = codec
+        self.address = address
+        self.resume_token = resume_token
+        self.connected_at = now
+        self.greeted = False
+        self.name = ""
+        self.color = ""
+        self.room: Room | None = None
+        self.pose: MemberPose | None = None
+        self.needs_full_state = False
+        self.link: Any = None
+        self.pose_budget = TokenBucket(limits.pose_rate, limits.pose_burst, now)
+        self.message_budget = TokenBucket(limits.message_rate, limits.message_burst, now)
+        self.invalid_budget = TokenBucket(limits.invalid_burst / limits.invalid_window, limits.invalid_burst, now)
+        self.abuse_since: float | None = None
+        self.last_rate_drop_at = 0.0
+        self.last_rate_error_at = float("-inf")
+
+    def info(self) -> MemberInfo:
+        """This member's presence as sent in snapshots and `member_joined`."""
+        return MemberInfo(id=self.id, name=self.name, color=self.color, pose=self.pose)
+
+    def __repr__(self) -> str:
+        room = self.room.name if self.room else None
+        return f"<Member {self.id} {self.name!r} room={room!r}>"

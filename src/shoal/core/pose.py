@@ -1,0 +1,38 @@
+"""Pose checks that the message schema cannot express: quaternion normalisation."""
+
+from __future__ import annotations
+
+import math
+
+from shoal.protocol.messages import MemberPose, Pose, Transform
+
+MIN_QUATERNION_NORM = 1e-6
+
+
+class InvalidPose(ValueError):
+    pass
+
+
+def _unit(transform: Transform) -> Transform:
+    x, y, z, w = transform.rot
+    norm = math.sqrt(x * x + y * y + z * z + w * w)
+    if norm < MIN_QUATERNION_NORM:
+        raise InvalidPose("rotation quaternion is zero")
+    if abs(norm - 1.0) < 1e-9:
+        return transform
+    return Transform(transform.pos, (x / norm, y / norm, z / norm, w / norm))
+
+
+def member_pose(member_id: int, pose: Pose) -> MemberPose:
+    """The pose as the room stores and relays it: stamped with the sender's id, quaternions unit length.
+
+    Positions are already bounded to +-10 km and every number is finite (the schema checks that).
+    Raises `InvalidPose` for a zero quaternion.
+    """
+    return MemberPose(
+        id=member_id,
+        head=_unit(pose.head),
+        left=None if pose.left is None else _unit(pose.left),
+        right=None if pose.right is None else _unit(pose.right),
+        t=pose.t,
+    )

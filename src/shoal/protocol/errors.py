@@ -1,0 +1,42 @@
+"""Error codes (sent in `error` messages) and WebSocket close codes, as documented in docs/protocol.md."""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+
+class ErrorCode(StrEnum):
+    """The `code` of an `error` message. The connection stays open after an error."""
+
+    BAD_JSON = "bad_json"
+    """The frame is not valid JSON (or not valid UTF-8)."""
+    UNKNOWN_TYPE = "unknown_type"
+    """The message has no `type`, or a `type` this server does not know."""
+    INVALID_MESSAGE = "invalid_message"
+    """A field is missing, unknown, of the wrong type, or out of range (NaN, Infinity, > 10 km, ...)."""
+    UNSUPPORTED_FRAME = "unsupported_frame"
+    """A binary frame on a JSON connection."""
+    HELLO_REQUIRED = "hello_required"
+    ALREADY_GREETED = "already_greeted"
+    INVALID_ROOM = "invalid_room"
+    ROOM_FULL = "room_full"
+    TOO_MANY_ROOMS = "too_many_rooms"
+    NOT_IN_ROOM = "not_in_room"
+    NO_SUCH_MEMBER = "no_such_member"
+    RATE_LIMITED = "rate_limited"
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes the server uses. 1000-1015 are RFC 6455's; 4000-4999 are Shoal's."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    INVALID_DATA = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
+    HELLO_TIMEOUT = 4000
+    UNSUPPORTED_VERSION = 4002
+    RATE_LIMITED = 4008
+    SLOW_CONSUMER = 4009

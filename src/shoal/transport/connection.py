@@ -1,0 +1,57 @@
+"""One WebSocket connection as the transport sees it: a socket to write frames to, and a way to close it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from shoal.core.member import Member
+
+CLOSE_TIMEOUT = 2.0
+"""Seconds to wait for the peer's close frame before the socket is aborted."""
+
+
+class Connection:
+    """Writes pre-built frames straight to the socket's asyncio transport.
+
+    Writes never await: a peer that does not read fills its transport buffer, and the caller checks
+    `buffered()` to decide whether to skip a pose tick or close the connection (see `WebSocketTransport`).
+    """
+
+    __slots__ = ("closer", "closing", "congested_since", "member", "transport", "ws")
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport, member: Member) -> None:
+        self.ws = ws
+        self.transport = transport
+        self.member = member
+        self.closing = False
+        self.congested_since: float | None = None
+        self.closer: asyncio.Task[None] | None = None
+
+    def buffered(self) -> int:
+        return self.transport.get_write_buffer_size()
+
+    def write(self, wire: bytes) -> None:
+        self.transport.write(wire)
+
+    def close(self, code: int, reason: str) -> None:
+        """Start a close handshake with `code`; abort the socket if the peer does not answer in time.
+
+        Idempotent: only the first call's code is sent.
+        """
+        if self.closing:
+            return
+        self.closing = True
+        self.closer = asyncio.get_running_loop().create_task(self._close(code, reason))
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), CLOSE_TIMEOUT)
+        except (TimeoutError, ConnectionError, RuntimeError):
+            pass
+        finally:
+            if not self.transport.is_closing():
+                self.transport.abort()

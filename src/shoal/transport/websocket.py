@@ -1,0 +1,178 @@
+"""The WebSocket transport: moves frames between aiohttp sockets and the room engine.
+
+Where a message enters: `WebSocketTransport.handle` accepts the upgrade on `GET /ws`, reads each
+message and hands its bytes to `Engine.receive`. Everything the engine returns is carried out by
+`perform`, which is also called by the tick loop (`run_ticker`) with each round of tick frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import structlog
+from aiohttp import WebSocketError, WSMsgType, web
+
+from shoal.core.actions import Action, Close, Send
+from shoal.core.engine import Engine
+from shoal.protocol.codec import JSON
+from shoal.protocol.errors import CloseCode
+from shoal.transport.connection import Connection
+from shoal.transport.frames import encode_frame
+
+log = structlog.get_logger("shoal.transport")
+
+SUBPROTOCOLS = ("shoal.v1.json",)
+"""`Sec-WebSocket-Protocol` values the server accepts. A client that offers none speaks JSON."""
+
+
+class WebSocketTransport:
+    """Connections on one aiohttp app, the engine they feed, and the tick loop that drives it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.connections: set[Connection] = set()
+        self._ticker: asyncio.Task[None] | None = None
+        self._accepting = True
+
+    # ---- the WebSocket endpoint ------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """`GET /ws`: upgrade, then feed every message to the engine until the socket closes."""
+        if not self._accepting:
+            raise web.HTTPServiceUnavailable(reason="server is shutting down")
+        limits = self.engine.limits
+        ws = web.WebSocketResponse(
+            protocols=SUBPROTOCOLS,
+            heartbeat=limits.ping_interval,
+            compress=False,  # per-message deflate costs ~2.5x CPU on pose traffic
+            max_msg_size=limits.max_message_bytes,
+            decode_text=False,  # msgspec decodes bytes directly
+        )
+        if not ws.can_prepare(request).ok:
+            raise web.HTTPUpgradeRequired(reason="this endpoint only accepts WebSocket upgrades",
+                                          headers={"Upgrade": "websocket"})
+        await ws.prepare(request)
+        transport = request.transport
+        if transport is None:  # the peer went away during the handshake
+            return ws
+
+        address = request.remote or ""
+        now = time.time()
+        member = self.engine.connect(JSON, now, address)
+        connection = Connection(ws, transport, member)
+        member.link = connection
+        self.connections.add(connection)
+        bound = log.bind(member=member.id, peer=address)
+        bound.info("connected")
+        engine, perform = self.engine, self.perform
+        try:
+            async for message in ws:
+                kind = message.type
+                if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+                    now = time.time()
+                    actions = engine.receive(member, message.data, now, kind is WSMsgType.BINARY)
+                    if actions:
+                        perform(actions, now)
+                elif kind is WSMsgType.ERROR:
+                    error = ws.exception()
+                    if isinstance(error, WebSocketError):  # aiohttp closed it: too big, bad frame, ...
+                        engine.stats.closes[error.code] += 1
+                    break
+        except Exception:  # a bug must cost one connection, never the process
+            bound.exception("connection_failed")
+            connection.close(CloseCode.INTERNAL_ERROR, "internal error")
+        finally:
+            self.connections.discard(connection)
+            connection.closing = True
+            self.perform(engine.disconnect(member, time.time()), time.time())
+            bound.info("disconnected", code=ws.close_code, name=member.name or None)
+        return ws
+
+    # ---- carrying out the engine's actions ---------------------------------------------------------
+
+    def perform(self, actions: list[Action], now: float) -> None:
+        """Write each `Send` to its recipients and start each `Close`. Never awaits."""
+        stats = self.engine.stats
+        limits = self.engine.limits
+        for action in actions:
+            if type(action) is Send:
+                wire = encode_frame(action.frame, action.binary)
+                written = 0
+                if action.droppable:
+                    skip_above = limits.tick_skip_bytes
+                    for member in action.recipients:
+                        connection: Connection | None = member.link
+                        if connection is None or connection.closing:
+                            continue
+                        if connection.buffered() > skip_above:
+                            self._skip_tick(connection, now)
+                            continue
+                        connection.write(wire)
+                        connection.congested_since = None
+                        written += 1
+                    stats.ticks_sent += written
+                else:
+                    close_above = limits.max_buffer_bytes
+                    for member in action.recipients:
+                        connection = member.link
+                        if connection is None or connection.closing:
+                            continue
+                        if connection.buffered() + len(wire) > close_above:
+                            self._close(connection, CloseCode.SLOW_CONSUMER, "slow consumer: send buffer full", now)
+                            continue
+                        connection.write(wire)
+                        written += 1
+                stats.frames_out += written
+                stats.bytes_out += written * len(wire)
+            else:
+                assert type(action) is Close
+                connection = action.member.link
+                if connection is not None and not connection.closing:
+                    connection.close(action.code, action.reason)
+                    self.perform(self.engine.disconnect(action.member, now), now)
+
+    def _skip_tick(self, connection: Connection, now: float) -> None:
+        """The member's socket is backed up: skip this pose tick, send it full state later."""
+        self.engine.stats.ticks_skipped += 1
+        connection.member.needs_full_state = True
+        if connection.congested_since is None:
+            connection.congested_since = now
+        elif now - connection.congested_since > self.engine.limits.max_congested_seconds:
+            self._close(connection, CloseCode.SLOW_CONSUMER, "slow consumer: not reading", now)
+
+    def _close(self, connection: Connection, code: int, reason: str, now: float) -> None:
+        """Close a connection on the transport's own initiative; its member leaves the room at once."""
+        self.engine.stats.closes[code] += 1
+        connection.close(code, reason)
+        self.perform(self.engine.disconnect(connection.member, now), now)
+
+    # ---- the tick loop -------------------------------------------------------------------------------
+
+    async def run_ticker(self) -> None:
+        """Tick the engine at each room's deadline, forever. A failing tick is logged, not fatal."""
+        engine = self.engine
+        while True:
+            now = time.time()
+            try:
+                actions, deadline = engine.tick(now)
+                if actions:
+                    self.perform(actions, now)
+            except Exception:
+                log.exception("tick_failed")
+                deadline = now + 0.05
+            await asyncio.sleep(max(deadline - time.time(), 0.0))
+
+    async def start(self, app: web.Application) -> None:
+        self._ticker = asyncio.get_running_loop().create_task(self.run_ticker())
+
+    async def shutdown(self, app: web.Application) -> None:
+        """Refuse new upgrades and close every connection with 1012 (clients should reconnect)."""
+        self._accepting = False
+        if self._ticker is not None:
+            self._ticker.cancel()
+        for connection in list(self.connections):
+            connection.close(CloseCode.SERVICE_RESTART, "server restarting")
+        closers = [c.closer for c in self.connections if c.closer is not None]
+        if closers:
+            await asyncio.wait(closers, timeout=5.0)

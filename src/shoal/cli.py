@@ -21,34 +21,85 @@ def main() -> None:
 
 @main.command()
 @click.option("--host", envvar="SHOAL_HOST", default="127.0.0.1", help="Address to listen on.")
-@click.option("--port", envvar="SHOAL_PORT", default=8080, type=click.IntRange(0, 65535),
-              help="Port for HTTP and WebSockets (0 picks a free one).")
-@click.option("--data", "data_dir", envvar="SHOAL_DATA", default="shoal-data",
-              type=click.Path(file_okay=False, path_type=Path), help="Directory for the server's files.")
-@click.option("--tick-rate", envvar="SHOAL_TICK_RATE", default=20.0, type=click.FloatRange(0.5, 240),
-              help="Room tick rate in Hz: how often pose changes are sent.")
+@click.option(
+    "--port",
+    envvar="SHOAL_PORT",
+    default=8080,
+    type=click.IntRange(0, 65535),
+    help="Port for HTTP and WebSockets (0 picks a free one).",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    envvar="SHOAL_DATA",
+    default="shoal-data",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the server's files.",
+)
+@click.option(
+    "--tick-rate",
+    envvar="SHOAL_TICK_RATE",
+    default=20.0,
+    type=click.FloatRange(0.5, 240),
+    help="Room tick rate in Hz: how often pose changes are sent.",
+)
 @click.option("--name", "server_name", envvar="SHOAL_NAME", default="shoal", help="Server name shown to clients.")
-@click.option("--max-members", envvar="SHOAL_MAX_MEMBERS", default=Limits().max_members_per_room,
-              type=click.IntRange(1, 10_000), help="Members per room.")
-@click.option("--max-message-bytes", envvar="SHOAL_MAX_MESSAGE_BYTES", default=Limits().max_message_bytes,
-              type=click.IntRange(1024, 16 * 1024 * 1024), help="Largest WebSocket message accepted.")
-@click.option("--ping-interval", envvar="SHOAL_PING_INTERVAL", default=Limits().ping_interval,
-              type=click.FloatRange(0.1, 3600), help="Seconds between server pings; no pong in half of it drops.")
-@click.option("--hello-timeout", envvar="SHOAL_HELLO_TIMEOUT", default=Limits().hello_timeout,
-              type=click.FloatRange(0.1, 3600), help="Seconds a new connection has to send hello.")
-@click.option("--log-level", envvar="SHOAL_LOG_LEVEL", default="info",
-              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--max-members",
+    envvar="SHOAL_MAX_MEMBERS",
+    default=Limits().max_members_per_room,
+    type=click.IntRange(1, 10_000),
+    help="Members per room.",
+)
+@click.option(
+    "--max-message-bytes",
+    envvar="SHOAL_MAX_MESSAGE_BYTES",
+    default=Limits().max_message_bytes,
+    type=click.IntRange(1024, 16 * 1024 * 1024),
+    help="Largest WebSocket message accepted.",
+)
+@click.option(
+    "--ping-interval",
+    envvar="SHOAL_PING_INTERVAL",
+    default=Limits().ping_interval,
+    type=click.FloatRange(0.1, 3600),
+    help="Seconds between server pings; no pong in half of it drops.",
+)
+@click.option(
+    "--hello-timeout",
+    envvar="SHOAL_HELLO_TIMEOUT",
+    default=Limits().hello_timeout,
+    type=click.FloatRange(0.1, 3600),
+    help="Seconds a new connection has to send hello.",
+)
+@click.option(
+    "--log-level", envvar="SHOAL_LOG_LEVEL", default="info", type=click.Choice(["debug", "info", "warning", "error"])
+)
 @click.option("--log-format", envvar="SHOAL_LOG_FORMAT", default="console", type=click.Choice(["console", "json"]))
 def serve(
-    host: str, port: int, data_dir: Path, tick_rate: float, server_name: str, max_members: int,
-    max_message_bytes: int, ping_interval: float, hello_timeout: float, log_level: str, log_format: str,
+    host: str,
+    port: int,
+    data_dir: Path,
+    tick_rate: float,
+    server_name: str,
+    max_members: int,
+    max_message_bytes: int,
+    ping_interval: float,
+    hello_timeout: float,
+    log_level: str,
+    log_format: str,
 ) -> None:
     """Serve HTTP and WebSockets on one port until interrupted."""
     configure_logging(log_level, log_format)
-    limits = Limits(max_members_per_room=max_members, max_message_bytes=max_message_bytes,
-                    ping_interval=ping_interval, hello_timeout=hello_timeout)
-    config = ServerConfig(host=host, port=port, data_dir=data_dir, tick_rate=tick_rate,
-                          server_name=server_name, limits=limits)
+    limits = Limits(
+        max_members_per_room=max_members,
+        max_message_bytes=max_message_bytes,
+        ping_interval=ping_interval,
+        hello_timeout=hello_timeout,
+    )
+    config = ServerConfig(
+        host=host, port=port, data_dir=data_dir, tick_rate=tick_rate, server_name=server_name, limits=limits
+    )
     from shoal.server import serve as run  # imported late: aiohttp is not needed for --help
 
     try:

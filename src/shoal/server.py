@@ -24,8 +24,15 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
     site = web.TCPSite(runner, config.host, config.port, backlog=1024)
     await site.start()
     port = runner.addresses[0][1] if runner.addresses else config.port
-    log.info("listening", url=f"http://{config.host}:{port}/", ws=f"ws://{config.host}:{port}/ws",
-             port=port, version=__version__, tick_rate=config.tick_rate, data=str(config.data_dir))
+    log.info(
+        "listening",
+        url=f"http://{config.host}:{port}/",
+        ws=f"ws://{config.host}:{port}/ws",
+        port=port,
+        version=__version__,
+        tick_rate=config.tick_rate,
+        data=str(config.data_dir),
+    )
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -93,8 +93,14 @@ class ShoalClient:
         owns_session = session is None
         session = session or aiohttp.ClientSession()
         try:
-            ws = await session.ws_connect(url, protocols=("shoal.v1.json",), compress=0, heartbeat=None,
-                                          max_msg_size=16 * 1024 * 1024, timeout=aiohttp.ClientWSTimeout(ws_close=2))
+            ws = await session.ws_connect(
+                url,
+                protocols=("shoal.v1.json",),
+                compress=0,
+                heartbeat=None,
+                max_msg_size=16 * 1024 * 1024,
+                timeout=aiohttp.ClientWSTimeout(ws_close=2),
+            )
         except BaseException:
             if owns_session:
                 await session.close()

@@ -24,6 +24,7 @@ from shoal.protocol.codec import Codec, DecodeFailure
 from shoal.protocol.errors import CloseCode, ErrorCode
 from shoal.protocol.messages import (
     PROTOCOL_VERSION,
+    AppMessage,
     ClientMessage,
     Error,
     Hello,
@@ -37,7 +38,6 @@ from shoal.protocol.messages import (
     Pong,
     Pose,
     Relay,
-    Send as SendMessage,
     ServerMessage,
     Welcome,
 )
@@ -92,7 +92,7 @@ class Engine:
             Join: self._on_join,  # type: ignore[dict-item]
             Leave: self._on_leave,  # type: ignore[dict-item]
             Ping: self._on_ping,  # type: ignore[dict-item]
-            SendMessage: self._on_send,  # type: ignore[dict-item]
+            AppMessage: self._on_send,  # type: ignore[dict-item]
         }
 
     # ---- events from the transport ---------------------------------------------------------------
@@ -213,8 +213,11 @@ class Engine:
         if room is not None and member.room is room:  # joining the same room again: resend the snapshot
             return [self._reply(member, self._joined(member, room))]
         if room is None and len(self.rooms) >= self.limits.max_rooms:
-            return [self._reply(member, Error(code=ErrorCode.TOO_MANY_ROOMS, message="server room limit reached",
-                                              ref="join"))]
+            return [
+                self._reply(
+                    member, Error(code=ErrorCode.TOO_MANY_ROOMS, message="server room limit reached", ref="join")
+                )
+            ]
         if room is not None and len(room) >= self.limits.max_members_per_room:
             return [self._reply(member, Error(code=ErrorCode.ROOM_FULL, message=f"room {name!r} is full", ref="join"))]
 
@@ -236,7 +239,7 @@ class Engine:
     def _on_ping(self, member: Member, message: Ping, now: float) -> list[Action]:
         return [self._reply(member, Pong(t=message.t, server_time=now * 1000.0))]
 
-    def _on_send(self, member: Member, message: SendMessage, now: float) -> list[Action]:
+    def _on_send(self, member: Member, message: AppMessage, now: float) -> list[Action]:
         room = member.room
         if room is None:
             return self._invalid(member, ErrorCode.NOT_IN_ROOM, "join a room before sending messages", message, now)
@@ -245,15 +248,15 @@ class Engine:
             return encode_once_per_codec(relay, room.others(member))
         target = room.members.get(message.to)
         if target is None:
-            return self._invalid(member, ErrorCode.NO_SUCH_MEMBER, f"no member {message.to} in this room",
-                                 message, now)
+            return self._invalid(member, ErrorCode.NO_SUCH_MEMBER, f"no member {message.to} in this room", message, now)
         return [self._reply(target, relay)]
 
     # ---- helpers ------------------------------------------------------------------------------------
 
     def _joined(self, member: Member, room: Room) -> Joined:
-        return Joined(room=room.name, id=member.id, tick_rate=1.0 / room.tick_interval, seq=room.seq,
-                      members=room.snapshot())
+        return Joined(
+            room=room.name, id=member.id, tick_rate=1.0 / room.tick_interval, seq=room.seq, members=room.snapshot()
+        )
 
     def _leave_room(self, member: Member) -> list[Action]:
         room = member.room

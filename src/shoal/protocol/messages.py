@@ -70,7 +70,7 @@ class Ping(ClientMessage, tag="ping"):
     t: Timestamp
 
 
-class Send(ClientMessage, tag="msg"):
+class AppMessage(ClientMessage, tag="msg"):
     """An application message to the whole room, or to one member of the room with `to`."""
 
     topic: Annotated[str, Meta(min_length=1, max_length=64)]
@@ -78,7 +78,7 @@ class Send(ClientMessage, tag="msg"):
     to: MemberId | None = None
 
 
-ClientMessages = Hello | Join | Leave | Pose | Ping | Send
+ClientMessages = Hello | Join | Leave | Pose | Ping | AppMessage
 
 
 # ---- server -> client -------------------------------------------------------------------------

@@ -50,8 +50,9 @@ class WebSocketTransport:
             decode_text=False,  # msgspec decodes bytes directly
         )
         if not ws.can_prepare(request).ok:
-            raise web.HTTPUpgradeRequired(reason="this endpoint only accepts WebSocket upgrades",
-                                          headers={"Upgrade": "websocket"})
+            raise web.HTTPUpgradeRequired(
+                reason="this endpoint only accepts WebSocket upgrades", headers={"Upgrade": "websocket"}
+            )
         await ws.prepare(request)
         transport = request.transport
         if transport is None:  # the peer went away during the handshake

@@ -16,13 +16,15 @@ STARTED_AT: web.AppKey[float] = web.AppKey("started_at", float)
 async def healthz(request: web.Request) -> web.Response:
     """`GET /healthz`: 200 while the process serves requests."""
     engine = request.app[ENGINE]
-    return web.json_response({
-        "status": "ok",
-        "version": __version__,
-        "uptime_s": round(time.time() - request.app[STARTED_AT], 3),
-        "members": len(engine.members),
-        "rooms": len(engine.rooms),
-    })
+    return web.json_response(
+        {
+            "status": "ok",
+            "version": __version__,
+            "uptime_s": round(time.time() - request.app[STARTED_AT], 3),
+            "members": len(engine.members),
+            "rooms": len(engine.rooms),
+        }
+    )
 
 
 async def list_rooms(request: web.Request) -> web.Response:

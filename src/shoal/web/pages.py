@@ -31,8 +31,12 @@ async def index(request: web.Request) -> web.Response:
     else:
         table = "<p>No one is here yet.</p>"
     scheme = "wss" if request.secure else "ws"
-    html = PAGE.format(name=escape(engine.server_name), version=__version__, rooms=table,
-                       ws_url=escape(f"{scheme}://{request.host}/ws"))
+    html = PAGE.format(
+        name=escape(engine.server_name),
+        version=__version__,
+        rooms=table,
+        ws_url=escape(f"{scheme}://{request.host}/ws"),
+    )
     return web.Response(text=html, content_type="text/html")
 
 

@@ -34,4 +34,52 @@ class Close:
     reason: str
 
 
-Action = Send | Close
+@dataclass(slots=True)
+class LoadRoom:
+    """Load a room's stored state, then call `Engine.room_loaded` (or `room_load_failed`).
+
+    Joins to the room wait until then. The loader must first wait for pending writes to commit, so that
+    a room that was just emptied and is joined again sees its latest state.
+    """
+
+    room: str
+
+
+@dataclass(slots=True)
+class PersistEntity:
+    """Store a persistent entity's new state (`data`, its JSON), or delete it when `data` is None."""
+
+    room: str
+    entity_id: str
+    version: int
+    data: bytes | None
+
+
+@dataclass(slots=True)
+class PersistRoom:
+    """Record that a room has stored state, with its metadata as JSON."""
+
+    room: str
+    meta: bytes
+
+
+@dataclass(slots=True)
+class PersistPosition:
+    """Store a user's last pose in a room (at most once a second per member, and when it leaves)."""
+
+    room: str
+    user: str
+    data: bytes
+    at: float
+
+
+@dataclass(slots=True)
+class AckWhenDurable:
+    """Send `ack {seq}` to `member` once every change persisted so far is durably committed (or an
+    `error` `storage_unavailable` with that `seq` if the commit fails)."""
+
+    member: Member
+    seq: int
+
+
+Action = Send | Close | LoadRoom | PersistEntity | PersistRoom | PersistPosition | AckWhenDurable

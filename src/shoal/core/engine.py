@@ -11,21 +11,40 @@ import re
 import secrets
 from collections.abc import Callable, Iterable
 
+import msgspec
 import structlog
 
 from shoal import __version__
-from shoal.core.actions import Action, Close, Send
+from shoal.core.actions import (
+    AckWhenDurable,
+    Action,
+    Close,
+    LoadRoom,
+    PersistEntity,
+    PersistPosition,
+    PersistRoom,
+    Send,
+)
+from shoal.core.entities import EntityRefused
 from shoal.core.limits import Limits
 from shoal.core.member import Member
-from shoal.core.pose import InvalidPose, member_pose
+from shoal.core.pose import InvalidPose, member_pose, unit_quaternion
 from shoal.core.room import Room, encode_once_per_codec
 from shoal.core.stats import Stats
 from shoal.protocol.codec import Codec, DecodeFailure
 from shoal.protocol.errors import CloseCode, ErrorCode
 from shoal.protocol.messages import (
     PROTOCOL_VERSION,
+    Ack,
     AppMessage,
+    ClaimResult,
     ClientMessage,
+    Entity,
+    EntityClaim,
+    EntityCreate,
+    EntityDelete,
+    EntityRelease,
+    EntityUpdate,
     Error,
     Hello,
     Join,
@@ -34,6 +53,7 @@ from shoal.protocol.messages import (
     Left,
     MemberJoined,
     MemberLeft,
+    MemberPose,
     Ping,
     Pong,
     Pose,
@@ -56,9 +76,11 @@ PALETTE = (
 class Engine:
     """Rooms, members and their messages, as plain objects.
 
-    `tick_rate` is the default room tick rate in Hz. `new_id` and `new_token` may be replaced in
-    tests; by default member ids are random non-zero 32-bit integers and resume tokens are 192-bit
-    URL-safe secrets.
+    `tick_rate` is the default room tick rate in Hz. With `store_backed`, rooms load their stored state
+    before the first member joins (`LoadRoom` ... `room_loaded`), persistent changes come out as
+    `Persist*` actions, and empty rooms are unloaded; without it, rooms holding persistent entities stay in
+    memory. `new_id` and `new_token` may be replaced in tests; by default member ids are random non-zero
+    32-bit integers and resume tokens are 192-bit URL-safe secrets.
     """
 
     def __init__(
@@ -68,6 +90,7 @@ class Engine:
         server_name: str = "shoal",
         new_id: Callable[[], int] | None = None,
         new_token: Callable[[], str] | None = None,
+        store_backed: bool = False,
     ) -> None:
         if not 0.5 <= tick_rate <= 240:
             raise ValueError("tick_rate must be between 0.5 and 240 Hz")
@@ -77,8 +100,13 @@ class Engine:
         self.rooms: dict[str, Room] = {}
         self.members: dict[int, Member] = {}
         self.stats = Stats()
+        self.store_backed = store_backed
+        self.stored_rooms: set[str] = set()
+        """Rooms known to have stored state (filled from the store at start-up), for the stored-rooms quota."""
+        self._encode = msgspec.json.Encoder().encode
         self._new_id = new_id or (lambda: secrets.randbits(32))
         self._new_token = new_token or (lambda: secrets.token_urlsafe(24))
+        self._new_entity_id = lambda: "e-" + secrets.token_hex(6)
         self._awaiting_hello: dict[int, Member] = {}
         self._limits_advertised = {
             name: getattr(self.limits, name)
@@ -93,6 +121,11 @@ class Engine:
             Leave: self._on_leave,  # type: ignore[dict-item]
             Ping: self._on_ping,  # type: ignore[dict-item]
             AppMessage: self._on_send,  # type: ignore[dict-item]
+            EntityCreate: self._on_entity_create,  # type: ignore[dict-item]
+            EntityUpdate: self._on_entity_update,  # type: ignore[dict-item]
+            EntityDelete: self._on_entity_delete,  # type: ignore[dict-item]
+            EntityClaim: self._on_entity_claim,  # type: ignore[dict-item]
+            EntityRelease: self._on_entity_release,  # type: ignore[dict-item]
         }
 
     # ---- events from the transport ---------------------------------------------------------------
@@ -121,7 +154,10 @@ class Engine:
 
         if type(message) is Pose:  # the hot path: no dict dispatch, no allocation beyond the pose
             return self._on_pose(member, message, now)
-        if not member.message_budget.take(now):
+        if type(message) is EntityUpdate:  # moving a held object streams updates at pose rates
+            if not member.pose_budget.take(now):
+                return self._rate_limited(member, "update_rate", now)
+        elif not member.message_budget.take(now):
             return self._rate_limited(member, "message_rate", now)
         if not member.greeted and type(message) is not Hello:
             return self._invalid(member, ErrorCode.HELLO_REQUIRED, "send hello first", message, now)
@@ -132,7 +168,8 @@ class Engine:
         if self.members.pop(member.id, None) is None:
             return []
         self._awaiting_hello.pop(member.id, None)
-        return self._leave_room(member)
+        self._stop_waiting(member)
+        return self._leave_room(member, now)
 
     def tick(self, now: float) -> tuple[list[Action], float]:
         """Tick every room that is due. Returns the actions and the time of the next deadline."""
@@ -172,6 +209,8 @@ class Engine:
         except InvalidPose as exc:
             return self._invalid(member, ErrorCode.INVALID_MESSAGE, str(exc), message, now)
         room.set_pose(member, pose)
+        if self.store_backed and now - member.position_saved_at >= self.limits.position_interval:
+            return [self._position(room, member, pose, now)]
         return []
 
     def _on_hello(self, member: Member, message: Hello, now: float) -> list[Action]:
@@ -212,29 +251,72 @@ class Engine:
         room = self.rooms.get(name)
         if room is not None and member.room is room:  # joining the same room again: resend the snapshot
             return [self._reply(member, self._joined(member, room))]
+        if room is not None and member.joining is room:
+            return []
         if room is None and len(self.rooms) >= self.limits.max_rooms:
-            return [
-                self._reply(
-                    member, Error(code=ErrorCode.TOO_MANY_ROOMS, message="server room limit reached", ref="join")
-                )
-            ]
+            return [self._error(member, ErrorCode.TOO_MANY_ROOMS, "server room limit reached", "join")]
         if room is not None and len(room) >= self.limits.max_members_per_room:
-            return [self._reply(member, Error(code=ErrorCode.ROOM_FULL, message=f"room {name!r} is full", ref="join"))]
+            return [self._error(member, ErrorCode.ROOM_FULL, f"room {name!r} is full", "join")]
 
-        actions = self._leave_room(member)
+        actions = self._leave_room(member, now)
+        self._stop_waiting(member)
         if room is None:
-            room = self.rooms[name] = Room(name, 1.0 / self.tick_rate, now)
-            log.info("room_created", room=name)
-        actions += encode_once_per_codec(MemberJoined(room=name, member=member.info()), room.members.values())
+            room = self.rooms[name] = Room(name, 1.0 / self.tick_rate, now, self.limits, loading=self.store_backed)
+            log.info("room_opened", room=name)
+            if room.loading:
+                actions.append(LoadRoom(name))
+        if room.loading:
+            room.waiting[member.id] = member
+            member.joining = room
+            return actions
+        return actions + self._admit(member, room)
+
+    def _admit(self, member: Member, room: Room) -> list[Action]:
+        actions = encode_once_per_codec(MemberJoined(room=room.name, member=member.info()), room.members.values())
         room.add(member)
         actions.append(self._reply(member, self._joined(member, room)))
+        return actions
+
+    def room_loaded(self, name: str, entities: list[bytes], now: float) -> list[Action]:
+        """The stored state of room `name` (its persistent entities as JSON) is loaded: admit who waits."""
+        room = self.rooms.get(name)
+        if room is None or not room.loading:
+            return []
+        room.entities.restore(msgspec.json.decode(data, type=Entity) for data in entities)
+        if entities:
+            self.stored_rooms.add(name)
+        room.loading = False
+        waiting = list(room.waiting.values())
+        room.waiting.clear()
+        actions: list[Action] = []
+        for member in waiting:
+            member.joining = None
+            if len(room) >= self.limits.max_members_per_room:
+                actions.append(self._error(member, ErrorCode.ROOM_FULL, f"room {name!r} is full", "join"))
+            else:
+                actions += self._admit(member, room)
+        if room.is_idle():
+            actions += self._unload_if_idle(room)
+        return actions
+
+    def room_load_failed(self, name: str, problem: str, now: float) -> list[Action]:
+        """Room `name` could not be loaded: every waiting join is refused and the room is dropped."""
+        room = self.rooms.get(name)
+        if room is None or not room.loading:
+            return []
+        del self.rooms[name]
+        log.warning("room_load_failed", room=name, problem=problem)
+        actions: list[Action] = []
+        for member in room.waiting.values():
+            member.joining = None
+            actions.append(self._error(member, ErrorCode.STORAGE_UNAVAILABLE, "the room could not be loaded", "join"))
         return actions
 
     def _on_leave(self, member: Member, message: Leave, now: float) -> list[Action]:
         room = member.room
         if room is None:
             return self._invalid(member, ErrorCode.NOT_IN_ROOM, "not in a room", message, now)
-        return [*self._leave_room(member), self._reply(member, Left(room=room.name))]
+        return [*self._leave_room(member, now), self._reply(member, Left(room=room.name))]
 
     def _on_ping(self, member: Member, message: Ping, now: float) -> list[Action]:
         return [self._reply(member, Pong(t=message.t, server_time=now * 1000.0))]
@@ -258,16 +340,140 @@ class Engine:
             room=room.name, id=member.id, tick_rate=1.0 / room.tick_interval, seq=room.seq, members=room.snapshot()
         )
 
-    def _leave_room(self, member: Member) -> list[Action]:
+    def _leave_room(self, member: Member, now: float) -> list[Action]:
         room = member.room
         if room is None:
             return []
+        actions: list[Action] = []
+        if self.store_backed and member.pose is not None:
+            actions.append(self._position(room, member, member.pose, now))
         room.remove(member)
-        if not room.members:
-            del self.rooms[room.name]
-            log.info("room_closed", room=room.name)
+        departure = room.entities.member_left(member.id)
+        actions += [self._persist(room, entity) for entity in departure.removed + departure.released]
+        actions += encode_once_per_codec(MemberLeft(room=room.name, id=member.id), room.members.values())
+        return actions + self._unload_if_idle(room)
+
+    def _stop_waiting(self, member: Member) -> None:
+        room = member.joining
+        if room is not None:
+            room.waiting.pop(member.id, None)
+            member.joining = None
+            self._unload_if_idle(room)
+
+    def _unload_if_idle(self, room: Room) -> list[Action]:
+        """Drop an empty room from memory. Its persistent entities live on in the store (or, without a
+        store, the room stays loaded while it holds any)."""
+        if not room.is_idle() or room.loading:
             return []
-        return encode_once_per_codec(MemberLeft(room=room.name, id=member.id), room.members.values())
+        if not self.store_backed and any(entity.persistent for entity in room.entities.by_id.values()):
+            return []
+        del self.rooms[room.name]
+        log.info("room_closed", room=room.name)
+        return []
+
+    # ---- entities ------------------------------------------------------------------------------------
+
+    def _on_entity_create(self, member: Member, message: EntityCreate, now: float) -> list[Action]:
+        room = member.room
+        entity_id = message.id or self._new_entity_id()
+        actions: list[Action] = []
+        try:
+            if room is None:
+                raise EntityRefused(ErrorCode.NOT_IN_ROOM, "join a room before creating entities")
+            if message.rot is not None:
+                message.rot = unit_quaternion(message.rot)
+            new_stored_room = message.persistent and room.name not in self.stored_rooms
+            if new_stored_room and len(self.stored_rooms) >= self.limits.max_stored_rooms:
+                raise EntityRefused(ErrorCode.QUOTA_EXCEEDED, "the server stores no more rooms")
+            entity = room.entities.create(member.id, message, entity_id)
+        except (EntityRefused, InvalidPose) as refusal:
+            return self._refuse(member, refusal, message, message.seq, now)
+        if new_stored_room:
+            actions += self._remember_room(room, now)
+        return actions + self._changed(member, room, entity, message.seq)
+
+    def _on_entity_update(self, member: Member, message: EntityUpdate, now: float) -> list[Action]:
+        room = member.room
+        try:
+            if room is None:
+                raise EntityRefused(ErrorCode.NOT_IN_ROOM, "join a room before changing entities")
+            rot = None if message.rot is None else unit_quaternion(message.rot)
+            entity = room.entities.update(member.id, message, rot)
+        except (EntityRefused, InvalidPose) as refusal:
+            return self._refuse(member, refusal, message, message.seq, now)
+        return self._changed(member, room, entity, message.seq)
+
+    def _on_entity_delete(self, member: Member, message: EntityDelete, now: float) -> list[Action]:
+        room = member.room
+        try:
+            if room is None:
+                raise EntityRefused(ErrorCode.NOT_IN_ROOM, "join a room before deleting entities")
+            entity = room.entities.delete(member.id, message.id)
+        except EntityRefused as refusal:
+            return self._refuse(member, refusal, message, message.seq, now)
+        return self._changed(member, room, entity, message.seq, deleted=True)
+
+    def _on_entity_claim(self, member: Member, message: EntityClaim, now: float) -> list[Action]:
+        room = member.room
+        try:
+            if room is None:
+                raise EntityRefused(ErrorCode.NOT_IN_ROOM, "join a room before claiming entities")
+            granted, entity = room.entities.claim(member.id, message.id)
+        except EntityRefused as refusal:
+            return self._refuse(member, refusal, message, None, now)
+        result = self._reply(member, ClaimResult(id=entity.id, granted=granted, owner=entity.owner))
+        if not granted:
+            return [result]
+        return [*self._changed(member, room, entity, None), result]
+
+    def _on_entity_release(self, member: Member, message: EntityRelease, now: float) -> list[Action]:
+        room = member.room
+        try:
+            if room is None:
+                raise EntityRefused(ErrorCode.NOT_IN_ROOM, "join a room before releasing entities")
+            entity = room.entities.release(member.id, message.id)
+        except EntityRefused as refusal:
+            return self._refuse(member, refusal, message, message.seq, now)
+        return self._changed(member, room, entity, message.seq)
+
+    def _changed(
+        self, member: Member, room: Room, entity: Entity, seq: int | None, deleted: bool = False
+    ) -> list[Action]:
+        """The actions after an entity changed: persist it if it is persistent, and acknowledge `seq`.
+
+        The change itself reaches the room in the next tick. A reliable change to a persistent entity is
+        acknowledged only once committed; any other is acknowledged at once.
+        """
+        actions: list[Action] = []
+        if entity.persistent:
+            actions.append(self._persist(room, entity, deleted))
+        if seq is not None:
+            if entity.persistent and self.store_backed:
+                actions.append(AckWhenDurable(member, seq))
+            else:
+                actions.append(self._reply(member, Ack(seq=seq)))
+        return actions
+
+    def _persist(self, room: Room, entity: Entity, deleted: bool = False) -> Action:
+        if deleted or entity.id not in room.entities.by_id:
+            return PersistEntity(room.name, entity.id, entity.v, None)
+        return PersistEntity(room.name, entity.id, entity.v, self._encode(entity))
+
+    def _remember_room(self, room: Room, now: float) -> list[Action]:
+        self.stored_rooms.add(room.name)
+        return [PersistRoom(room.name, self._encode({"name": room.name, "created": now * 1000.0}))]
+
+    def _position(self, room: Room, member: Member, pose: MemberPose, now: float) -> PersistPosition:
+        member.position_saved_at = now
+        return PersistPosition(room.name, member.user_key, self._encode(pose), now)
+
+    def _refuse(
+        self, member: Member, refusal: EntityRefused | InvalidPose, message: ClientMessage, seq: int | None, now: float
+    ) -> list[Action]:
+        """A refused entity request: rule and quota refusals are errors; malformed ones count as invalid."""
+        if isinstance(refusal, InvalidPose):
+            return self._invalid(member, ErrorCode.INVALID_MESSAGE, str(refusal), message, now, seq)
+        return [self._error(member, refusal.code, refusal.message, _tag(message), seq)]
 
     def _reply(self, member: Member, message: ServerMessage) -> Send:
         return Send((member,), member.codec.encode(message), member.codec.binary)
@@ -276,13 +482,22 @@ class Engine:
         self.stats.closes[code] += 1
         return Close(member, code, reason)
 
+    def _error(self, member: Member, code: ErrorCode, problem: str, ref: str | None, seq: int | None = None) -> Send:
+        return self._reply(member, Error(code=code, message=problem, ref=ref, seq=seq))
+
     def _invalid(
-        self, member: Member, code: ErrorCode, problem: str, message: ClientMessage | None, now: float
+        self,
+        member: Member,
+        code: ErrorCode,
+        problem: str,
+        message: ClientMessage | None,
+        now: float,
+        seq: int | None = None,
     ) -> list[Action]:
         """Reply with an error; a member that keeps sending invalid messages is closed with 1008."""
         self.stats.invalid_messages += 1
-        ref = type(message).__struct_config__.tag if message is not None else None  # type: ignore[attr-defined]
-        actions: list[Action] = [self._reply(member, Error(code=code, message=problem, ref=ref))]
+        ref = None if message is None else _tag(message)
+        actions: list[Action] = [self._error(member, code, problem, ref, seq)]
         if not member.invalid_budget.take(now):
             actions.append(self._close(member, CloseCode.POLICY_VIOLATION, "too many invalid messages"))
         return actions
@@ -306,3 +521,8 @@ class Engine:
         for member in expired:
             del self._awaiting_hello[member.id]
         return [self._close(member, CloseCode.HELLO_TIMEOUT, "no hello received") for member in expired]
+
+
+def _tag(message: ClientMessage) -> str:
+    """The `type` a client message was sent with."""
+    return type(message).__struct_config__.tag  # type: ignore[return-value]

@@ -19,7 +19,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     max_rooms: int = 10_000
     """Live rooms per server; a join that would create one more is refused with `too_many_rooms`."""
     pose_rate: float = 90.0
-    """Sustained poses per second per connection; excess poses are dropped and counted."""
+    """Sustained poses and entity updates per second per connection; excess ones are dropped and counted."""
     pose_burst: int = 180
     message_rate: float = 10.0
     """Sustained non-pose messages per second per connection (join, msg, ping, ...)."""
@@ -40,5 +40,14 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     """Unsent bytes (reliable messages) after which a member is closed with 4009."""
     max_congested_seconds: float = 5.0
     """A member whose socket stays above `tick_skip_bytes` this long is closed with 4009."""
+    max_entities_per_member: int = 256
+    """Live entities one member has created."""
+    max_entities_per_room: int = 4096
+    max_props_bytes: int = 16 * 1024
+    """Encoded size of one entity's `props` after a change is merged."""
+    max_stored_rooms: int = 10_000
+    """Rooms with stored (persistent) state; a persistent entity in one more room is refused."""
+    position_interval: float = 1.0
+    """The last pose of each member is stored at most this often, and when it leaves."""
     ping_interval: float = 20.0
     """Server WebSocket ping interval; a peer that has not answered within half of it is dropped."""

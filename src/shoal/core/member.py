@@ -30,6 +30,7 @@ class Member:
         "greeted",
         "id",
         "invalid_budget",
+        "joining",
         "last_rate_drop_at",
         "last_rate_error_at",
         "link",
@@ -38,8 +39,10 @@ class Member:
         "needs_full_state",
         "pose",
         "pose_budget",
+        "position_saved_at",
         "resume_token",
         "room",
+        "user",
     )
 
     def __init__(
@@ -54,6 +57,11 @@ class Member:
         self.name = ""
         self.color = ""
         self.room: Room | None = None
+        self.joining: Room | None = None
+        """A room whose stored state is loading; the member joins it once that is done."""
+        self.user: str | None = None
+        """The account this member is logged in as, if any (its stored last poses are keyed by it)."""
+        self.position_saved_at = float("-inf")
         self.pose: MemberPose | None = None
         self.needs_full_state = False
         self.link: Any = None
@@ -63,6 +71,11 @@ class Member:
         self.abuse_since: float | None = None
         self.last_rate_drop_at = 0.0
         self.last_rate_error_at = float("-inf")
+
+    @property
+    def user_key(self) -> str:
+        """Whom this member's stored last pose belongs to: its account, or its display name as a guest."""
+        return self.user or f"guest:{self.name}"
 
     def info(self) -> MemberInfo:
         """This member's presence as sent in snapshots and `member_joined`."""

@@ -13,14 +13,23 @@ class InvalidPose(ValueError):
     pass
 
 
-def _unit(transform: Transform) -> Transform:
-    x, y, z, w = transform.rot
+Quaternion = tuple[float, float, float, float]
+
+
+def unit_quaternion(rot: Quaternion) -> Quaternion:
+    """`rot` scaled to unit length; raises `InvalidPose` if it is zero."""
+    x, y, z, w = rot
     norm = math.sqrt(x * x + y * y + z * z + w * w)
     if norm < MIN_QUATERNION_NORM:
         raise InvalidPose("rotation quaternion is zero")
     if abs(norm - 1.0) < 1e-9:
-        return transform
-    return Transform(transform.pos, (x / norm, y / norm, z / norm, w / norm))
+        return rot
+    return (x / norm, y / norm, z / norm, w / norm)
+
+
+def _unit(transform: Transform) -> Transform:
+    rot = unit_quaternion(transform.rot)
+    return transform if rot is transform.rot else Transform(transform.pos, rot)
 
 
 def member_pose(member_id: int, pose: Pose) -> MemberPose:

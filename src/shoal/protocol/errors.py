@@ -24,6 +24,14 @@ class ErrorCode(StrEnum):
     NOT_IN_ROOM = "not_in_room"
     NO_SUCH_MEMBER = "no_such_member"
     RATE_LIMITED = "rate_limited"
+    NO_SUCH_ENTITY = "no_such_entity"
+    NOT_OWNER = "not_owner"
+    """Only the entity's owner may change, delete or release it (anyone may change an unowned one)."""
+    ENTITY_EXISTS = "entity_exists"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    """Entities per member or per room, props size, or stored rooms over their limit; nothing was changed."""
+    STORAGE_UNAVAILABLE = "storage_unavailable"
+    """The room's stored state could not be loaded or a durable change could not be committed."""
 
 
 class CloseCode(IntEnum):

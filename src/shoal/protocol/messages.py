@@ -26,6 +26,17 @@ Color = Annotated[str, Meta(pattern=r"^#[0-9a-fA-F]{6}$")]
 
 Vec3 = tuple[Coordinate, Coordinate, Coordinate]
 Quat = tuple[QuaternionPart, QuaternionPart, QuaternionPart, QuaternionPart]
+ScalePart = Annotated[float, Meta(ge=1e-4, le=1e4)]
+Scale = tuple[ScalePart, ScalePart, ScalePart]
+EntityId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+EntityKind = Annotated[str, Meta(min_length=1, max_length=64)]
+Seq = Annotated[int, Meta(ge=0, le=2**53)]
+"""A client-chosen number that marks a change reliable: the server answers `ack {seq}` once it is durable."""
+Props = dict[str, Any]
+
+ORIGIN: tuple[float, float, float] = (0.0, 0.0, 0.0)
+IDENTITY: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)
+UNIT_SCALE: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
 class Transform(Struct, forbid_unknown_fields=True):
@@ -78,7 +89,64 @@ class AppMessage(ClientMessage, tag="msg"):
     to: MemberId | None = None
 
 
-ClientMessages = Hello | Join | Leave | Pose | Ping | AppMessage
+class EntityCreate(ClientMessage, tag="entity_create"):
+    """Create a shared entity. Without `id` the server assigns one. `owned` makes the creator its owner."""
+
+    kind: EntityKind
+    id: EntityId | None = None
+    pos: Vec3 | None = None
+    rot: Quat | None = None
+    scale: Scale | None = None
+    props: Props | None = None
+    persistent: bool = False
+    locked: bool = False
+    owned: bool = True
+    seq: Seq | None = None
+
+
+class EntityUpdate(ClientMessage, tag="entity_update"):
+    """Change an entity's transform, lock or props. `props` is merged: a key set to null is deleted."""
+
+    id: EntityId
+    pos: Vec3 | None = None
+    rot: Quat | None = None
+    scale: Scale | None = None
+    props: Props | None = None
+    locked: bool | None = None
+    seq: Seq | None = None
+
+
+class EntityDelete(ClientMessage, tag="entity_delete"):
+    id: EntityId
+    seq: Seq | None = None
+
+
+class EntityClaim(ClientMessage, tag="entity_claim"):
+    """Ask for ownership; answered with `claim_result`."""
+
+    id: EntityId
+
+
+class EntityRelease(ClientMessage, tag="entity_release"):
+    """Give ownership back to the room."""
+
+    id: EntityId
+    seq: Seq | None = None
+
+
+ClientMessages = (
+    Hello
+    | Join
+    | Leave
+    | Pose
+    | Ping
+    | AppMessage
+    | EntityCreate
+    | EntityUpdate
+    | EntityDelete
+    | EntityClaim
+    | EntityRelease
+)
 
 
 # ---- server -> client -------------------------------------------------------------------------
@@ -96,6 +164,26 @@ class MemberPose(Struct, omit_defaults=True):
     left: Transform | None = None
     right: Transform | None = None
     t: float | None = None
+
+
+class Entity(Struct, omit_defaults=True):
+    """A shared object in a room, as sent in snapshots and ticks and as stored.
+
+    `owner` is the member id that may change it (absent: anyone may); `creator` the member that created it
+    in this server's lifetime (absent after a restart); `v` increases by one with every change.
+    """
+
+    id: str
+    kind: str
+    persistent: bool
+    locked: bool
+    pos: tuple[float, float, float]
+    rot: tuple[float, float, float, float]
+    scale: tuple[float, float, float]
+    props: Props
+    v: int
+    owner: int | None = None
+    creator: int | None = None
 
 
 class MemberInfo(Struct, omit_defaults=True):
@@ -123,6 +211,7 @@ class Joined(ServerMessage, tag="joined"):
     tick_rate: float
     seq: int
     members: list[MemberInfo]
+    entities: list[Entity] = field(default_factory=list)
 
 
 class Left(ServerMessage, tag="left"):
@@ -140,11 +229,30 @@ class MemberLeft(ServerMessage, tag="member_left"):
 
 
 class Tick(ServerMessage, tag="tick"):
-    """Every pose that changed in the room since the previous tick. `seq` strictly increases per room."""
+    """Every pose and entity that changed in the room since the previous tick. `seq` strictly increases per room.
+
+    With `full`, `poses` and `entities` are the room's complete state (sent to a member that fell behind):
+    the receiver drops entities it knows that are not listed.
+    """
 
     seq: int
     t: float
     poses: list[MemberPose]
+    entities: list[Entity] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    full: bool = False
+
+
+class ClaimResult(ServerMessage, tag="claim_result"):
+    id: str
+    granted: bool
+    owner: int | None = None
+
+
+class Ack(ServerMessage, tag="ack"):
+    """The change sent with this `seq` is applied and, for persistent state, durably committed."""
+
+    seq: int
 
 
 class Pong(ServerMessage, tag="pong"):
@@ -166,9 +274,11 @@ class Error(ServerMessage, tag="error"):
     message: str
     ref: str | None = None
     """The `type` of the message that caused the error, when known."""
+    seq: int | None = None
+    """The `seq` of the reliable change that failed, when it had one."""
 
 
-ServerMessages = Welcome | Joined | Left | MemberJoined | MemberLeft | Tick | Pong | Relay | Error
+ServerMessages = Welcome | Joined | Left | MemberJoined | MemberLeft | Tick | Pong | Relay | Error | ClaimResult | Ack
 
 
 def to_builtins(message: ServerMessage) -> dict[str, Any]:

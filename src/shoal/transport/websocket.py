@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import WebSocketError, WSMsgType, web
@@ -19,6 +20,9 @@ from shoal.protocol.codec import JSON
 from shoal.protocol.errors import CloseCode
 from shoal.transport.connection import Connection
 from shoal.transport.frames import encode_frame
+
+if TYPE_CHECKING:
+    from shoal.persistence import Persistence
 
 log = structlog.get_logger("shoal.transport")
 
@@ -31,6 +35,8 @@ class WebSocketTransport:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.persistence: Persistence | None = None
+        """Set when the server has a store: storage actions go there (else they are dropped)."""
         self.connections: set[Connection] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._accepting = True
@@ -93,7 +99,7 @@ class WebSocketTransport:
     # ---- carrying out the engine's actions ---------------------------------------------------------
 
     def perform(self, actions: list[Action], now: float) -> None:
-        """Write each `Send` to its recipients and start each `Close`. Never awaits."""
+        """Write each `Send` to its recipients, start each `Close`, pass storage actions on. Never awaits."""
         stats = self.engine.stats
         limits = self.engine.limits
         for action in actions:
@@ -126,12 +132,13 @@ class WebSocketTransport:
                         written += 1
                 stats.frames_out += written
                 stats.bytes_out += written * len(wire)
-            else:
-                assert type(action) is Close
+            elif type(action) is Close:
                 connection = action.member.link
                 if connection is not None and not connection.closing:
                     connection.close(action.code, action.reason)
                     self.perform(self.engine.disconnect(action.member, now), now)
+            elif self.persistence is not None:
+                self.persistence.carry_out(action)
 
     def _skip_tick(self, connection: Connection, now: float) -> None:
         """The member's socket is backed up: skip this pose tick, send it full state later."""

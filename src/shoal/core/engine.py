@@ -235,6 +235,7 @@ class Engine:
             resume_token=member.resume_token,
             server_time=now * 1000.0,
             tick_rate=self.tick_rate,
+            v=PROTOCOL_VERSION,
             server={"name": self.server_name, "version": __version__},
             limits=self._limits_advertised,
         )
@@ -337,7 +338,12 @@ class Engine:
 
     def _joined(self, member: Member, room: Room) -> Joined:
         return Joined(
-            room=room.name, id=member.id, tick_rate=1.0 / room.tick_interval, seq=room.seq, members=room.snapshot()
+            room=room.name,
+            id=member.id,
+            tick_rate=1.0 / room.tick_interval,
+            seq=room.seq,
+            members=room.snapshot(),
+            entities=room.all_entities(),
         )
 
     def _leave_room(self, member: Member, now: float) -> list[Action]:

@@ -200,7 +200,7 @@ class Welcome(ServerMessage, tag="welcome"):
     resume_token: str
     server_time: float
     tick_rate: float
-    v: int = PROTOCOL_VERSION
+    v: int  # no default: `omit_defaults` would leave it out, and clients need to see the version
     server: dict[str, str] = field(default_factory=dict)
     limits: dict[str, float] = field(default_factory=dict)
 

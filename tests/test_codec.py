@@ -6,7 +6,6 @@ import pytest
 
 from shoal.protocol.codec import JSON, DecodeFailure
 from shoal.protocol.messages import AppMessage, Hello, MemberPose, Pose, Relay, Tick, Transform
-
 from support.clients import strict_json
 
 HEAD = b'"head":{"pos":[0,1.6,0],"rot":[0,0,0,1]}'

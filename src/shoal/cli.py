@@ -37,6 +37,14 @@ def main() -> None:
     help="Directory for the server's files.",
 )
 @click.option(
+    "--store",
+    "store_url",
+    envvar="SHOAL_STORE",
+    default="",
+    show_default="SQLite in --data",
+    help="Where room state is stored: sqlite:///PATH, postgresql://..., dynamodb://?region=...",
+)
+@click.option(
     "--tick-rate",
     envvar="SHOAL_TICK_RATE",
     default=20.0,
@@ -80,6 +88,7 @@ def serve(
     host: str,
     port: int,
     data_dir: Path,
+    store_url: str,
     tick_rate: float,
     server_name: str,
     max_members: int,
@@ -98,7 +107,13 @@ def serve(
         hello_timeout=hello_timeout,
     )
     config = ServerConfig(
-        host=host, port=port, data_dir=data_dir, tick_rate=tick_rate, server_name=server_name, limits=limits
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        store_url=store_url,
+        tick_rate=tick_rate,
+        server_name=server_name,
+        limits=limits,
     )
     from shoal.server import serve as run  # imported late: aiohttp is not needed for --help
 

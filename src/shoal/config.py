@@ -16,6 +16,9 @@ class ServerConfig:
     port: int = 8080
     """0 picks a free port; the chosen one is logged in the `listening` event."""
     data_dir: Path = Path("shoal-data")
+    store_url: str = ""
+    """Where room state is stored: empty for SQLite at `data_dir/shoal.db`, or `sqlite:///path`,
+    `postgresql://...`, `dynamodb://?region=...&endpoint=...&prefix=...` (see docs/storage.md)."""
     tick_rate: float = 20.0
     server_name: str = "shoal"
     limits: Limits = field(default_factory=Limits)

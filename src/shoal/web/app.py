@@ -8,6 +8,8 @@ from aiohttp import web
 
 from shoal.config import ServerConfig
 from shoal.core.engine import Engine
+from shoal.persistence import Persistence
+from shoal.store import StoreWriter, open_store
 from shoal.transport.websocket import WebSocketTransport
 from shoal.web import api, pages
 from shoal.web.errors import json_errors
@@ -18,19 +20,37 @@ TRANSPORT: web.AppKey[WebSocketTransport] = web.AppKey("transport", WebSocketTra
 def create_app(config: ServerConfig | None = None) -> web.Application:
     """Build the app: `GET /`, `/healthz`, `/api/...` and the WebSocket endpoint `GET /ws`.
 
-    The tick loop starts with the app and every connection is closed with 1012 when it shuts down.
+    On startup the store opens (SQLite under `data_dir` unless `store_url` names another) and the tick
+    loop starts. On shutdown every connection is closed with 1012, pending writes are committed, and the
+    store is closed.
     """
     config = config or ServerConfig()
-    engine = Engine(limits=config.limits, tick_rate=config.tick_rate, server_name=config.server_name)
+    engine = Engine(limits=config.limits, tick_rate=config.tick_rate, server_name=config.server_name, store_backed=True)
     transport = WebSocketTransport(engine)
+    store = open_store(config.store_url, config.data_dir)
+    persistence = Persistence(engine, store, StoreWriter(store), transport.perform)
+    transport.persistence = persistence
+
+    async def open_storage(app: web.Application) -> None:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        await store.open()
+        await persistence.writer.start()
+        await persistence.start()
+
+    async def close_storage(app: web.Application) -> None:
+        await persistence.stop()
+        await store.close()
 
     app = web.Application(middlewares=[json_errors], client_max_size=1024 * 1024)
     app[api.ENGINE] = engine
+    app[api.PERSISTENCE] = persistence
     app[api.STARTED_AT] = time.time()
     app[TRANSPORT] = transport
     pages.add_routes(app)
     api.add_routes(app)
     app.router.add_get("/ws", transport.handle)
+    app.on_startup.append(open_storage)
     app.on_startup.append(transport.start)
     app.on_shutdown.append(transport.shutdown)
+    app.on_cleanup.append(close_storage)
     return app

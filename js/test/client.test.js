@@ -1,0 +1,419 @@
+// ShoalClient's logic, with the test playing the server over an in-memory socket: what the client sends,
+// and what it makes of each server message, reconnects included. The browser tests (tests/browser/) run the
+// same SDK against a real Shoal server.
+import assert from 'node:assert/strict';
+import { afterEach, describe, test } from 'node:test';
+
+import { ShoalClient, ShoalError } from '../../src/shoal/web/static/sdk/shoal.js';
+
+/** The client's end of a WebSocket; the test speaks for the server through `deliver` and `drop`. */
+class ScriptedSocket {
+  static opened = [];
+
+  constructor(url, protocols) {
+    this.url = url;
+    this.protocols = protocols;
+    this.readyState = 0;
+    this.sent = [];
+    this.closedWith = null;
+    ScriptedSocket.opened.push(this);
+    setTimeout(() => {
+      this.readyState = 1;
+      this.onopen?.({});
+    }, 0);
+  }
+
+  send(frame) {
+    assert.equal(this.readyState, 1, 'send on a socket that is not open');
+    this.sent.push(JSON.parse(frame));
+  }
+
+  close(code = 1000, reason = '') {
+    this.closedWith = { code, reason };
+    this.readyState = 3;
+  }
+
+  /** The server sends one message. */
+  deliver(message) {
+    this.onmessage?.({ data: JSON.stringify(message) });
+  }
+
+  /** The connection ends, e.g. the server restarted. */
+  drop(code = 1006, reason = '') {
+    this.readyState = 3;
+    this.onclose?.({ code, reason });
+  }
+
+  sentOfType(type) {
+    return this.sent.filter((message) => message.type === type);
+  }
+}
+
+const clients = [];
+
+function newClient(options = {}) {
+  const client = new ShoalClient({
+    url: 'ws://127.0.0.1:9/ws',
+    name: 'Ada',
+    color: '#3cb44b',
+    WebSocket: ScriptedSocket,
+    reconnect: { initialDelay: 5, maxDelay: 20 },
+    sendRate: 200,
+    ...options,
+  });
+  clients.push(client);
+  return client;
+}
+
+afterEach(() => {
+  for (const client of clients.splice(0)) client.close();
+  ScriptedSocket.opened.length = 0;
+});
+
+/** Poll `predicate` every few ms; fail after `timeout` ms. */
+async function waitFor(predicate, what, timeout = 2000) {
+  const deadline = Date.now() + timeout;
+  while (!predicate()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+const welcome = (id) => ({
+  type: 'welcome',
+  id,
+  resume_token: 'secret',
+  server_time: Date.now(),
+  tick_rate: 20,
+  v: 1,
+  server: { name: 'shoal', version: 'test' },
+  limits: {},
+});
+const HEAD = { pos: [0, 1.6, 0], rot: [0, 0, 0, 1] };
+const cube = (v, extra = {}) => ({
+  id: 'cube-1',
+  kind: 'cube',
+  persistent: true,
+  locked: false,
+  pos: [0, 1, -2],
+  rot: [0, 0, 0, 1],
+  scale: [1, 1, 1],
+  props: { color: '#ff0000' },
+  v,
+  ...extra,
+});
+
+/** Connect a client and join `room` with `others` already there; returns the client and its socket. */
+async function joinedClient(room = 'lobby', others = [], entities = [], options = {}) {
+  const client = newClient(options);
+  const connected = client.connect();
+  await waitFor(() => ScriptedSocket.opened[0]?.sent.length === 1, 'hello');
+  const socket = ScriptedSocket.opened.at(-1);
+  socket.deliver(welcome(1));
+  await connected;
+  const joined = client.join(room);
+  socket.deliver({
+    type: 'joined',
+    room,
+    id: 1,
+    tick_rate: 20,
+    seq: 0,
+    members: [{ id: 1, name: 'Ada', color: '#3cb44b' }, ...others],
+    entities,
+  });
+  await joined;
+  return { client, socket };
+}
+
+describe('connecting', () => {
+  test('offers the JSON subprotocol, passes the token in the URL and says hello with name and colour', async () => {
+    const client = newClient({ token: 'a b&c' });
+    const connected = client.connect();
+    await waitFor(() => ScriptedSocket.opened[0]?.sent.length === 1, 'hello');
+    const socket = ScriptedSocket.opened[0];
+    assert.deepEqual(socket.protocols, ['shoal.v1.json']);
+    assert.equal(new URL(socket.url).searchParams.get('token'), 'a b&c');
+    assert.deepEqual(socket.sent[0], { type: 'hello', v: 1, name: 'Ada', color: '#3cb44b' });
+    assert.equal(client.state, 'connecting');
+    socket.deliver(welcome(7));
+    const greeting = await connected;
+    assert.equal(greeting.id, 7);
+    assert.equal(client.state, 'connected');
+    assert.equal(client.id, 7);
+  });
+
+  test('a refused hello rejects connect and does not retry', async () => {
+    const client = newClient();
+    const connected = client.connect();
+    await waitFor(() => ScriptedSocket.opened[0]?.sent.length === 1, 'hello');
+    ScriptedSocket.opened[0].deliver({ type: 'error', code: 'invalid_message', message: 'name too long', ref: 'hello' });
+    await assert.rejects(connected, (error) => error instanceof ShoalError && error.code === 'invalid_message');
+    assert.equal(client.state, 'closed');
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    assert.equal(ScriptedSocket.opened.length, 1);
+  });
+
+  test('measures the round trip from ping/pong and estimates the server clock', async () => {
+    const { client, socket } = await joinedClient();
+    await waitFor(() => socket.sentOfType('ping').length >= 1, 'a ping');
+    const ping = socket.sentOfType('ping')[0];
+    const serverTime = Date.now() + 60_000; // a server clock one minute ahead
+    socket.deliver({ type: 'pong', t: ping.t, server_time: serverTime });
+    assert.ok(client.rtt !== null && client.rtt >= 0);
+    assert.ok(Math.abs(client.serverNow() - (Date.now() + 60_000)) < 1000);
+  });
+});
+
+describe('presence and poses', () => {
+  test('the joined snapshot announces every other member once', async () => {
+    const seen = [];
+    const client = newClient();
+    client.on('member_joined', ({ member }) => seen.push(member.name));
+    const connected = client.connect();
+    await waitFor(() => ScriptedSocket.opened[0]?.sent.length === 1, 'hello');
+    const socket = ScriptedSocket.opened[0];
+    socket.deliver(welcome(1));
+    await connected;
+    client.join('lobby');
+    await waitFor(() => socket.sentOfType('join').length === 1, 'join');
+    socket.deliver({
+      type: 'joined',
+      room: 'lobby',
+      id: 1,
+      tick_rate: 20,
+      seq: 3,
+      members: [
+        { id: 1, name: 'Ada', color: '#3cb44b' },
+        { id: 2, name: 'Bob', color: '#4363d8', pose: { id: 2, head: HEAD } },
+      ],
+    });
+    socket.deliver({ type: 'member_joined', room: 'lobby', member: { id: 3, name: 'Cy', color: '#f58231' } });
+    assert.deepEqual(seen, ['Bob', 'Cy']);
+    assert.equal(client.members.size, 3);
+    assert.deepEqual(client.remotePose(2).head.pos, HEAD.pos);
+  });
+
+  test('sends the latest pose at the send rate, only when it changed, stamped with server time', async () => {
+    const { client, socket } = await joinedClient();
+    client.setPose({ head: { pos: [0, 1.5, 0], rot: [0, 0, 0, 1] } });
+    client.setPose({ head: HEAD });
+    await waitFor(() => socket.sentOfType('pose').length === 1, 'a pose');
+    await new Promise((resolve) => setTimeout(resolve, 25)); // several send ticks with no change
+    const poses = socket.sentOfType('pose');
+    assert.equal(poses.length, 1);
+    assert.deepEqual(poses[0].head, HEAD);
+    assert.ok(Math.abs(poses[0].t - client.serverNow()) < 1000);
+  });
+
+  test('tick poses reach the interpolation buffers; our own is skipped', async () => {
+    const { client, socket } = await joinedClient('lobby', [{ id: 2, name: 'Bob', color: '#4363d8' }]);
+    const events = [];
+    client.on('pose', ({ member }) => events.push(member.id));
+    const t = client.serverNow();
+    socket.deliver({ type: 'tick', seq: 1, t: t - 200, poses: [{ id: 2, head: { pos: [0, 1.6, 0], rot: [0, 0, 0, 1] } }] });
+    socket.deliver({
+      type: 'tick',
+      seq: 2,
+      t: t - 150,
+      poses: [
+        { id: 1, head: HEAD },
+        { id: 2, head: { pos: [1, 1.6, 0], rot: [0, 0, 0, 1] } },
+      ],
+    });
+    assert.deepEqual(events, [2, 2]);
+    const halfway = client.remotePose(2, t - 75); // renders t - 175: halfway between the two ticks
+    assert.ok(Math.abs(halfway.head.pos[0] - 0.5) < 1e-9);
+  });
+
+  test('member_left removes the member and its pose', async () => {
+    const { client, socket } = await joinedClient('lobby', [{ id: 2, name: 'Bob', color: '#4363d8' }]);
+    const left = [];
+    client.on('member_left', ({ member }) => left.push(member.name));
+    socket.deliver({ type: 'member_left', room: 'lobby', id: 2 });
+    assert.deepEqual(left, ['Bob']);
+    assert.equal(client.members.has(2), false);
+    assert.equal(client.remotePose(2), null);
+  });
+
+  test('app messages go to the room or to one member', async () => {
+    const { client, socket } = await joinedClient();
+    const received = [];
+    client.on('message', (message) => received.push(message));
+    assert.ok(client.send('chat', { text: 'hi' }));
+    assert.ok(client.send('wave', null, 2));
+    assert.deepEqual(socket.sentOfType('msg'), [
+      { type: 'msg', topic: 'chat', data: { text: 'hi' } },
+      { type: 'msg', topic: 'wave', data: null, to: 2 },
+    ]);
+    socket.deliver({ type: 'msg', topic: 'chat', from: 2, data: 'yo' });
+    assert.equal(received[0].from, 2);
+  });
+});
+
+describe('reconnecting', () => {
+  test('after a drop it reconnects with backoff, joins the same room again and re-announces its pose', async () => {
+    const { client, socket } = await joinedClient('plaza', [{ id: 2, name: 'Bob', color: '#4363d8' }]);
+    client.setPose({ head: HEAD });
+    await waitFor(() => socket.sentOfType('pose').length === 1, 'the first pose');
+    const states = [];
+    const left = [];
+    client.on('state', (change) => states.push(change));
+    client.on('member_left', ({ member }) => left.push(member.id));
+
+    socket.drop(1012, 'server restarting');
+    assert.equal(client.state, 'reconnecting');
+    assert.equal(states[0].code, 1012);
+    assert.ok(states[0].retryIn > 0 && states[0].retryIn <= 5);
+    await waitFor(() => ScriptedSocket.opened.length === 2 && ScriptedSocket.opened[1].sent.length === 1, 'a new hello');
+    const again = ScriptedSocket.opened[1];
+    again.deliver(welcome(11));
+    await waitFor(() => again.sentOfType('join').length === 1, 'the re-join');
+    assert.deepEqual(again.sentOfType('join')[0], { type: 'join', room: 'plaza' });
+    // Bob left while we were away; Cy arrived
+    again.deliver({
+      type: 'joined',
+      room: 'plaza',
+      id: 11,
+      tick_rate: 20,
+      seq: 9,
+      members: [
+        { id: 11, name: 'Ada', color: '#3cb44b' },
+        { id: 3, name: 'Cy', color: '#f58231' },
+      ],
+    });
+    assert.deepEqual(left, [2]);
+    assert.deepEqual([...client.members.keys()].sort((a, b) => a - b), [3, 11]);
+    await waitFor(() => again.sentOfType('pose').length === 1, 'the re-announced pose');
+    assert.equal(client.state, 'connected');
+  });
+
+  test('keeps retrying while the server is unreachable, with growing delays', async () => {
+    const client = newClient({ reconnect: { initialDelay: 2, maxDelay: 8, jitter: 0 } });
+    const delays = [];
+    client.on('state', (change) => change.retryIn !== undefined && delays.push(change.retryIn));
+    client.connect().catch(() => {});
+    for (let attempt = 1; attempt <= 4; attempt += 1) {
+      await waitFor(() => ScriptedSocket.opened.length === attempt, `attempt ${attempt}`);
+      ScriptedSocket.opened[attempt - 1].drop(1006);
+    }
+    assert.deepEqual(delays, [2, 4, 8, 8]);
+  });
+
+  test('does not reconnect after a close code that asks it not to', async () => {
+    for (const code of [1008, 1009, 4002]) {
+      const { client, socket } = await joinedClient();
+      const closed = new Promise((resolve) => client.on('state', (change) => change.state === 'closed' && resolve()));
+      socket.drop(code);
+      await closed;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      assert.equal(ScriptedSocket.opened.length, 1, `reconnected after ${code}`);
+      client.close();
+      ScriptedSocket.opened.length = 0;
+    }
+  });
+
+  test('close() stops everything and rejects what is pending', async () => {
+    const { client, socket } = await joinedClient('lobby', [], [cube(1)]);
+    const pending = client.updateEntity('cube-1', { props: { color: '#00ff00' } });
+    client.close();
+    await assert.rejects(pending, (error) => error.code === 'disconnected');
+    assert.deepEqual(socket.closedWith, { code: 1000, reason: 'client closed' });
+    assert.equal(client.state, 'closed');
+  });
+});
+
+describe('entities', () => {
+  test('the joined snapshot adds entities; ticks change and remove them', async () => {
+    const added = [];
+    const removed = [];
+    const { client, socket } = await joinedClient('lobby', [], [cube(1)], {});
+    client.on('entity_added', ({ entity }) => added.push(entity.id));
+    client.on('entity_removed', ({ entity }) => removed.push(entity.id));
+    assert.equal(client.entities.get('cube-1').props.color, '#ff0000');
+    socket.deliver({ type: 'tick', seq: 1, t: client.serverNow(), poses: [], entities: [cube(2, { props: { color: '#0000ff' } })] });
+    assert.equal(client.entities.get('cube-1').props.color, '#0000ff');
+    socket.deliver({ type: 'tick', seq: 2, t: client.serverNow(), poses: [], entities: [cube(1)] });
+    assert.equal(client.entities.get('cube-1').v, 2, 'an older version is ignored');
+    socket.deliver({ type: 'tick', seq: 3, t: client.serverNow(), poses: [], entities: [{ ...cube(1), id: 'ball-1' }] });
+    socket.deliver({ type: 'tick', seq: 4, t: client.serverNow(), poses: [], removed: ['cube-1'] });
+    assert.deepEqual(added, ['ball-1']);
+    assert.deepEqual(removed, ['cube-1']);
+  });
+
+  test('a full tick drops entities it does not list', async () => {
+    const { client, socket } = await joinedClient('lobby', [], [cube(1), { ...cube(1), id: 'gone' }]);
+    socket.deliver({ type: 'tick', seq: 5, t: client.serverNow(), poses: [], entities: [cube(1)], full: true });
+    assert.deepEqual([...client.entities.keys()], ['cube-1']);
+  });
+
+  test('a reliable update applies locally at once, resolves on its ack and rejects on its error', async () => {
+    const { client, socket } = await joinedClient('lobby', [], [cube(1)]);
+    const changes = [];
+    client.on('entity_changed', ({ entity, local }) => changes.push([entity.props.color, local]));
+    const first = client.updateEntity('cube-1', { props: { color: '#00ff00' } });
+    const second = client.updateEntity('cube-1', { pos: [1, 1, 1] });
+    assert.equal(client.entities.get('cube-1').props.color, '#00ff00');
+    const [one, two] = socket.sentOfType('entity_update');
+    assert.deepEqual(one, { type: 'entity_update', id: 'cube-1', props: { color: '#00ff00' }, seq: one.seq });
+    socket.deliver({ type: 'error', code: 'not_owner', message: 'owned by 5', ref: 'entity_update', seq: two.seq });
+    socket.deliver({ type: 'ack', seq: one.seq });
+    await first;
+    await assert.rejects(second, (error) => error.code === 'not_owner' && error.seq === two.seq);
+    assert.deepEqual(changes, [
+      ['#00ff00', true],
+      ['#00ff00', true],
+    ]);
+  });
+
+  test('createEntity names the entity itself and resolves with the id on ack', async () => {
+    const { client, socket } = await joinedClient();
+    const created = client.createEntity({ kind: 'ball', pos: [0, 1, 0], persistent: true, owned: false });
+    const [message] = socket.sentOfType('entity_create');
+    assert.match(message.id, /^ball-[0-9a-f]{12}$/);
+    assert.equal(message.persistent, true);
+    socket.deliver({ type: 'ack', seq: message.seq });
+    assert.equal(await created, message.id);
+  });
+
+  test('a granted claim makes the entity ours: streamed moves stay local until sent, echoes do not pull it back', async () => {
+    const { client, socket } = await joinedClient('lobby', [], [cube(1)]);
+    const claimed = client.claim('cube-1');
+    assert.deepEqual(socket.sentOfType('entity_claim'), [{ type: 'entity_claim', id: 'cube-1' }]);
+    socket.deliver({ type: 'claim_result', id: 'cube-1', granted: true, owner: 1 });
+    assert.equal(await claimed, true);
+    assert.equal(client.entities.get('cube-1').owner, 1);
+
+    client.streamEntity('cube-1', { pos: [0, 1, -1] });
+    client.streamEntity('cube-1', { pos: [0, 1, 0] });
+    assert.deepEqual(client.entityTransform('cube-1').pos, [0, 1, 0]);
+    await waitFor(() => socket.sentOfType('entity_update').length === 1, 'the streamed update');
+    assert.deepEqual(socket.sentOfType('entity_update')[0], { type: 'entity_update', id: 'cube-1', pos: [0, 1, 0] });
+    // an echo of an older move of ours must not pull the entity back
+    socket.deliver({ type: 'tick', seq: 1, t: client.serverNow(), poses: [], entities: [cube(3, { owner: 1, pos: [0, 1, -1] })] });
+    assert.deepEqual(client.entityTransform('cube-1').pos, [0, 1, 0]);
+    assert.equal(client.entities.get('cube-1').v, 3);
+
+    client.streamEntity('cube-1', { pos: [0, 2, 0] });
+    const released = client.release('cube-1');
+    const sent = socket.sent.slice(-2);
+    assert.deepEqual(sent[0], { type: 'entity_update', id: 'cube-1', pos: [0, 2, 0] }, 'the last move goes before the release');
+    assert.equal(sent[1].type, 'entity_release');
+    socket.deliver({ type: 'ack', seq: sent[1].seq });
+    await released;
+  });
+
+  test('a denied claim resolves false; a claim for an unknown entity rejects', async () => {
+    const { client, socket } = await joinedClient('lobby', [], [cube(1, { owner: 5, locked: true })]);
+    const denied = client.claim('cube-1');
+    const unknown = client.claim('nope');
+    socket.deliver({ type: 'claim_result', id: 'cube-1', granted: false, owner: 5 });
+    socket.deliver({ type: 'error', code: 'no_such_entity', message: 'no entity nope', ref: 'entity_claim' });
+    assert.equal(await denied, false);
+    await assert.rejects(unknown, (error) => error.code === 'no_such_entity');
+  });
+
+  test('changing entities outside a room is refused locally', async () => {
+    const client = newClient();
+    await assert.rejects(client.createEntity({ kind: 'cube' }), (error) => error.code === 'not_in_room');
+  });
+});

@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+
+import {
+  InterpolationBuffer,
+  lerpPose,
+  lerpTransform,
+  lerpVector,
+  slerpQuaternion,
+} from '../../src/shoal/web/static/sdk/interpolation.js';
+
+const IDENTITY = [0, 0, 0, 1];
+const YAW_90 = [0, Math.SQRT1_2, 0, Math.SQRT1_2];
+
+function assertClose(actual, expected, tolerance = 1e-9) {
+  assert.equal(actual.length, expected.length);
+  actual.forEach((value, i) => assert.ok(Math.abs(value - expected[i]) <= tolerance, `${actual} != ${expected}`));
+}
+
+describe('vector and quaternion blending', () => {
+  test('lerpVector blends each component', () => {
+    assertClose(lerpVector([0, 1, 2], [2, 3, 6], 0.25), [0.5, 1.5, 3]);
+  });
+
+  test('slerpQuaternion halfway between identity and a 90 degree yaw is a 45 degree yaw', () => {
+    const half = Math.PI / 8; // half of 45 degrees
+    assertClose(slerpQuaternion(IDENTITY, YAW_90, 0.5), [0, Math.sin(half), 0, Math.cos(half)]);
+  });
+
+  test('slerpQuaternion takes the short way when the signs disagree', () => {
+    const negatedYaw = YAW_90.map((value) => -value); // the same rotation as YAW_90
+    const halfway = slerpQuaternion(IDENTITY, negatedYaw, 0.5);
+    const half = Math.PI / 8;
+    assertClose(halfway, [0, Math.sin(half), 0, Math.cos(half)]);
+  });
+
+  test('slerpQuaternion of nearly equal rotations stays unit length', () => {
+    const almost = [0, 1e-4, 0, 1];
+    const out = slerpQuaternion(IDENTITY, almost, 0.3);
+    assert.ok(Math.abs(Math.hypot(...out) - 1) < 1e-12);
+  });
+
+  test('lerpTransform blends scale only when both sides have it', () => {
+    const a = { pos: [0, 0, 0], rot: IDENTITY, scale: [1, 1, 1] };
+    const b = { pos: [2, 0, 0], rot: IDENTITY, scale: [3, 3, 3] };
+    assert.deepEqual(lerpTransform(a, b, 0.5).scale, [2, 2, 2]);
+    assert.equal(lerpTransform({ pos: [0, 0, 0], rot: IDENTITY }, { pos: [1, 1, 1], rot: IDENTITY }, 0.5).scale, undefined);
+  });
+
+  test('lerpPose shows a hand that appears and drops a hand that is lost', () => {
+    const hand = { pos: [0.3, 1, 0], rot: IDENTITY };
+    const a = { head: { pos: [0, 1.6, 0], rot: IDENTITY }, left: hand };
+    const b = { head: { pos: [1, 1.6, 0], rot: IDENTITY }, right: hand };
+    const out = lerpPose(a, b, 0.5);
+    assertClose(out.head.pos, [0.5, 1.6, 0]);
+    assert.equal(out.left, undefined);
+    assert.deepEqual(out.right, hand);
+  });
+});
+
+describe('InterpolationBuffer', () => {
+  const at = (x) => ({ pos: [x, 0, 0], rot: IDENTITY });
+
+  test('an empty buffer samples null', () => {
+    assert.equal(new InterpolationBuffer().sample(1000), null);
+  });
+
+  test('samples delay ms in the past, between the two snapshots around that moment', () => {
+    const buffer = new InterpolationBuffer({ delay: 100, interval: 50 });
+    buffer.push(1000, at(0));
+    buffer.push(1050, at(1));
+    buffer.push(1100, at(2));
+    assertClose(buffer.sample(1125).pos, [0.5, 0, 0]); // renders 1025: halfway from 1000 to 1050
+    assertClose(buffer.sample(1175).pos, [1.5, 0, 0]);
+  });
+
+  test('holds the oldest snapshot before the buffer starts and the newest after it ends', () => {
+    const buffer = new InterpolationBuffer({ delay: 100, interval: 50 });
+    buffer.push(1000, at(0));
+    buffer.push(1050, at(1));
+    assertClose(buffer.sample(1000).pos, [0, 0, 0]);
+    assertClose(buffer.sample(5000).pos, [1, 0, 0]);
+    assert.equal(buffer.snapshots.length, 1, 'snapshots in the past are dropped');
+  });
+
+  test('ignores a snapshot older than the newest and replaces one with the same time', () => {
+    const buffer = new InterpolationBuffer({ delay: 0 });
+    buffer.push(1000, at(0));
+    buffer.push(1050, at(1));
+    buffer.push(1020, at(9));
+    buffer.push(1050, at(2));
+    assert.equal(buffer.snapshots.length, 2);
+    assertClose(buffer.latest.pos, [2, 0, 0]);
+  });
+
+  test('after standing still, motion starts one interval before the new snapshot, not at the old one', () => {
+    const buffer = new InterpolationBuffer({ delay: 100, interval: 50 });
+    buffer.push(1000, at(0));
+    buffer.push(5000, at(1)); // nothing for 4 s: the object stood still at 0 until about 4950
+    assertClose(buffer.sample(5000).pos, [0, 0, 0]); // renders 4900: still standing
+    assertClose(buffer.sample(5075).pos, [0.5, 0, 0]); // renders 4975: halfway through the move
+  });
+
+  test('keeps at most capacity snapshots', () => {
+    const buffer = new InterpolationBuffer({ capacity: 4 });
+    for (let i = 0; i < 10; i += 1) buffer.push(1000 + i * 50, at(i));
+    assert.equal(buffer.snapshots.length, 4);
+    assertClose(buffer.latest.pos, [9, 0, 0]);
+  });
+
+  test('blends poses with lerpPose', () => {
+    const buffer = new InterpolationBuffer({ delay: 100, interpolate: lerpPose });
+    buffer.push(1000, { head: at(0) });
+    buffer.push(1050, { head: at(2) });
+    assertClose(buffer.sample(1125).head.pos, [1, 0, 0]);
+  });
+});

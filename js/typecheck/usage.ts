@@ -1,0 +1,52 @@
+// How a page author uses the SDK, type-checked against shoal.d.ts by `npm run typecheck` (tsc --noEmit).
+// It is never run; a type error here means the declarations and the documented usage disagree.
+import {
+  InterpolationBuffer,
+  ShoalClient,
+  ShoalError,
+  lerpPose,
+  type Entity,
+  type Pose,
+  type StateChange,
+} from '../../src/shoal/web/static/sdk/shoal.js';
+
+export async function example(): Promise<void> {
+  const client = new ShoalClient({ url: 'ws://127.0.0.1:8080/ws', name: 'Ada', color: '#3cb44b', token: 'secret' });
+  const offState = client.on('state', (change: StateChange) => console.log(change.state, change.retryIn ?? 0));
+  client.on('member_joined', ({ member }) => console.log(member.name, member.color.toUpperCase()));
+  client.on('pose', ({ member, pose, time }) => console.log(member.id, pose.head.pos[1], time));
+  client.on('entity_changed', ({ entity, previous, local }) => console.log(entity.v > previous.v, local));
+  client.on('message', (message) => console.log(message.topic, message.from, message.data));
+  client.on('error', (error: ShoalError) => console.log(error.code, error.ref, error.seq));
+
+  const welcome = await client.connect();
+  const joined = await client.join('lobby');
+  console.log(welcome.tick_rate, joined.members.length, joined.entities?.length ?? 0, client.rtt);
+
+  const pose: Pose = { head: { pos: [0, 1.6, 0], rot: [0, 0, 0, 1] }, right: { pos: [0.3, 1.1, -0.3], rot: [0, 0, 0, 1] } };
+  client.setPose(pose);
+  for (const id of client.members.keys()) {
+    const seen: Pose | null = client.remotePose(id);
+    if (seen) console.log(seen.head.rot[3]);
+  }
+  client.send('chat', { text: 'hello' });
+
+  const id: string = await client.createEntity({ kind: 'cube', pos: [0, 1, -2], props: { color: '#ff0000' }, owned: false });
+  await client.updateEntity(id, { props: { color: '#00ff00', label: null } });
+  if (await client.claim(id)) {
+    client.streamEntity(id, { pos: [0, 1.2, -2] });
+    await client.release(id);
+  }
+  const entity: Entity | undefined = client.entities.get(id);
+  const drawn = client.entityTransform(id);
+  console.log(entity?.owner, drawn?.pos[0]);
+  await client.deleteEntity(id);
+
+  const buffer = new InterpolationBuffer<Pose>({ delay: 100, interpolate: lerpPose });
+  buffer.push(client.serverNow(), pose);
+  console.log(buffer.sample(client.serverNow())?.head.pos);
+
+  offState();
+  await client.leave();
+  client.close();
+}

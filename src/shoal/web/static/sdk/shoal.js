@@ -1,0 +1,601 @@
+/**
+ * Shoal JavaScript SDK: a framework-agnostic client for Shoal protocol v1 (docs/protocol.md).
+ *
+ *   import { ShoalClient } from '/sdk/shoal.js';
+ *   const client = new ShoalClient({ name: 'Ada', color: '#3cb44b' });
+ *   client.on('member_joined', ({ member }) => console.log(member.name, 'is here'));
+ *   await client.connect();
+ *   await client.join('lobby');
+ *   client.setPose({ head: { pos: [0, 1.6, 0], rot: [0, 0, 0, 1] } });   // sent at the tick rate
+ *   // each frame: client.remotePose(id) gives another member's pose, interpolated ~100 ms behind
+ *
+ * It has no dependencies (no three.js): positions are `[x, y, z]` arrays in metres and rotations are
+ * quaternions `[x, y, z, w]`. It reconnects by itself with backoff and jitter, then joins the same room
+ * again and re-announces its pose. Types: /sdk/shoal.d.ts.
+ */
+
+import { Backoff } from './backoff.js';
+import { ClockSync, localNow } from './clock.js';
+import { jsonCodec } from './codec.js';
+import { Emitter } from './events.js';
+import { InterpolationBuffer, lerpPose, lerpTransform } from './interpolation.js';
+
+export { Backoff, ClockSync, Emitter, InterpolationBuffer, jsonCodec, lerpPose, lerpTransform, localNow };
+export { lerpVector, slerpQuaternion } from './interpolation.js';
+
+export const PROTOCOL_VERSION = 1;
+
+/** Close codes after which reconnecting cannot help (the server asked us to stop, or the client must change). */
+export const FINAL_CLOSE_CODES = Object.freeze([1000, 1008, 1009, 4002]);
+
+/** An `error` from the server (`code` as in docs/protocol.md), or a local failure such as `disconnected`. */
+export class ShoalError extends Error {
+  constructor(code, message, { ref = null, seq = null } = {}) {
+    super(message);
+    this.name = 'ShoalError';
+    this.code = code;
+    this.ref = ref;
+    this.seq = seq;
+  }
+}
+
+/** `ws(s)://<this page's host>/ws`: the endpoint of the server that served the page. */
+export function defaultUrl(location = globalThis.location) {
+  if (!location) throw new TypeError('no page location: pass the server URL, e.g. ws://127.0.0.1:8080/ws');
+  return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
+}
+
+const IDENTITY_ROTATION = Object.freeze([0, 0, 0, 1]);
+const QUICK_PINGS = 4; // the first pings come fast so that the clock estimate settles within a second
+
+export class ShoalClient extends Emitter {
+  /**
+   * Nothing happens until `connect()`. See shoal.d.ts (`ShoalClientOptions`) for every option and default.
+   */
+  constructor(options = {}) {
+    super();
+    this.url = options.url ?? defaultUrl();
+    this.name = options.name ?? '';
+    this.color = options.color ?? null;
+    this.token = options.token ?? null;
+    this.codec = options.codec ?? jsonCodec;
+    this.sendRate = options.sendRate ?? null;
+    this.interpolationDelay = options.interpolationDelay ?? 100;
+    this.pingInterval = options.pingInterval ?? 2000;
+    this.reconnect = options.reconnect !== false;
+    this.backoff = new Backoff(typeof options.reconnect === 'object' ? options.reconnect : {});
+    this.WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    this.clock = new ClockSync();
+
+    /** 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed' */
+    this.state = 'idle';
+    /** This connection's member id (it changes after a reconnect). */
+    this.id = null;
+    this.welcome = null;
+    /** The room we are in, or null. */
+    this.room = null;
+    /** Everyone in the room, us included, by id: `{id, name, color, pose?}`. */
+    this.members = new Map();
+    /** Every entity in the room by id, as the server last described it (plus our own unsent changes). */
+    this.entities = new Map();
+
+    this._socket = null;
+    this._wantedRoom = null;
+    this._connectWaiters = [];
+    this._joinWaiters = [];
+    this._leaveWaiters = [];
+    this._claimWaiters = [];
+    this._pending = new Map(); // seq -> {type, resolve, reject}: reliable changes awaiting their ack
+    this._nextSeq = 1;
+    this._pose = null;
+    this._poseDirty = false;
+    this._streamed = new Map(); // entity id -> transform to send at the next send tick
+    this._poseBuffers = new Map();
+    this._entityBuffers = new Map();
+    this._sendTimer = null;
+    this._pingTimer = null;
+    this._retryTimer = null;
+    this._pingsSent = 0;
+  }
+
+  // ---- connection ------------------------------------------------------------------------------------
+
+  /** Open the connection and say hello. Resolves with the `welcome`; retries by itself while it fails. */
+  connect() {
+    if (this.state === 'connected') return Promise.resolve(this.welcome);
+    const welcomed = new Promise((resolve, reject) => this._connectWaiters.push({ resolve, reject }));
+    if (this.state === 'idle' || this.state === 'closed') this._open();
+    return welcomed;
+  }
+
+  /** Close for good: no reconnect. Pending promises are rejected with `disconnected`. */
+  close(code = 1000, reason = 'client closed') {
+    const socket = this._socket;
+    this._socket = null;
+    clearTimeout(this._retryTimer);
+    this._setState('closed', { code, reason });
+    this._connectionLost(new ShoalError('disconnected', reason), true);
+    if (socket && socket.readyState <= 1) socket.close(code, reason);
+  }
+
+  /** True once the server welcomed this connection. */
+  get connected() {
+    return this.state === 'connected';
+  }
+
+  /** The latest round-trip time to the server in ms, or null before the first pong. */
+  get rtt() {
+    return this.clock.rtt;
+  }
+
+  /** The estimated server clock, in ms since the epoch. */
+  serverNow() {
+    return this.clock.serverNow();
+  }
+
+  // ---- rooms and presence ----------------------------------------------------------------------------
+
+  /**
+   * Join `room` (created if needed), leaving the current one. Remembered: after a reconnect the client
+   * joins it again. Resolves with the `joined` snapshot; rejects with the server's error (`room_full`, ...).
+   */
+  join(room) {
+    this._wantedRoom = room;
+    const joined = new Promise((resolve, reject) => this._joinWaiters.push({ room, resolve, reject }));
+    if (this.connected) this._send({ type: 'join', room });
+    return joined;
+  }
+
+  /** Leave the current room. Resolves when the server confirms. */
+  leave() {
+    this._wantedRoom = null;
+    if (!this.connected || this.room === null) return Promise.resolve();
+    const left = new Promise((resolve, reject) => this._leaveWaiters.push({ resolve, reject }));
+    this._send({ type: 'leave' });
+    return left;
+  }
+
+  /**
+   * Set this member's avatar pose `{head, left?, right?}` (each `{pos, rot}`). The latest one is sent at
+   * `sendRate` (the room's tick rate by default), so calling this every frame costs nothing extra.
+   */
+  setPose(pose) {
+    this._pose = pose;
+    this._poseDirty = true;
+  }
+
+  /**
+   * Member `id`'s pose interpolated `interpolationDelay` ms behind server time `at` (default: now), or
+   * null if it has sent none.
+   */
+  remotePose(id, at = this.serverNow()) {
+    return this._poseBuffers.get(id)?.sample(at) ?? null;
+  }
+
+  /** Send an app message to the room, or to one member with `to`. False when not in a room. */
+  send(topic, data = null, to = undefined) {
+    if (!this.connected || this.room === null) return false;
+    const message = { type: 'msg', topic, data };
+    if (to !== undefined && to !== null) message.to = to;
+    return this._send(message);
+  }
+
+  // ---- entities --------------------------------------------------------------------------------------
+
+  /**
+   * Create an entity. `kind` is required; `id` is generated here when absent, so that the caller knows it.
+   * Resolves with the id once the server acknowledged it (for a persistent entity: once it is stored).
+   */
+  createEntity(spec) {
+    const id = spec.id ?? `${spec.kind}-${randomId()}`;
+    return this._reliable({ ...spec, type: 'entity_create', id }).then(() => id);
+  }
+
+  /**
+   * Change an entity: any of `pos`, `rot`, `scale`, `props` (merged; a key set to null is deleted), `locked`.
+   * Applied locally at once. With `reliable` (the default) it resolves on the server's ack and rejects
+   * with its error (`not_owner`, ...); without, it resolves at once and errors arrive as `error` events.
+   */
+  updateEntity(id, changes, { reliable = true } = {}) {
+    this._streamed.delete(id);
+    this._applyLocal(id, changes);
+    const message = { ...changes, type: 'entity_update', id };
+    if (reliable) return this._reliable(message);
+    this._send(message);
+    return Promise.resolve();
+  }
+
+  /**
+   * Move an entity you own every frame: the transform `{pos?, rot?, scale?}` is applied locally at once
+   * and the latest one is sent at `sendRate`, like the pose.
+   */
+  streamEntity(id, transform) {
+    this._applyLocal(id, transform);
+    this._streamed.set(id, { ...this._streamed.get(id), ...transform });
+  }
+
+  deleteEntity(id) {
+    this._streamed.delete(id);
+    return this._reliable({ type: 'entity_delete', id });
+  }
+
+  /** Ask for ownership of an entity. Resolves with true when granted (the `claim_result`). */
+  claim(id) {
+    if (!this.connected) return Promise.reject(new ShoalError('disconnected', 'not connected'));
+    const result = new Promise((resolve, reject) => this._claimWaiters.push({ id, resolve, reject }));
+    this._send({ type: 'entity_claim', id });
+    return result;
+  }
+
+  /** Give ownership back to the room; any streamed transform not yet sent goes first. */
+  release(id) {
+    this._flushStream(id);
+    const entity = this.entities.get(id);
+    if (entity && entity.owner === this.id) delete entity.owner;
+    return this._reliable({ type: 'entity_release', id });
+  }
+
+  /**
+   * Entity `id`'s transform `{pos, rot, scale}` to draw at server time `at` (default: now): interpolated
+   * behind like poses while someone else moves it, exact for our own changes. Null for an unknown id.
+   */
+  entityTransform(id, at = this.serverNow()) {
+    const entity = this.entities.get(id);
+    if (!entity) return null;
+    if (entity.owner === this.id) return entity;
+    return this._entityBuffers.get(id)?.sample(at) ?? entity;
+  }
+
+  // ---- the socket ------------------------------------------------------------------------------------
+
+  _open() {
+    if (typeof this.WebSocket !== 'function') throw new TypeError('no WebSocket: pass options.WebSocket');
+    this._setState(this.state === 'reconnecting' ? 'reconnecting' : 'connecting');
+    const url = new URL(this.url);
+    if (this.token) url.searchParams.set('token', this.token);
+    const socket = new this.WebSocket(url.toString(), [this.codec.subprotocol]);
+    if (this.codec.binary) socket.binaryType = 'arraybuffer';
+    this._socket = socket;
+    socket.onopen = () => {
+      const hello = { type: 'hello', v: PROTOCOL_VERSION, name: this.name };
+      if (this.color) hello.color = this.color;
+      this._send(hello);
+    };
+    socket.onmessage = (event) => this._receive(event.data);
+    socket.onclose = (event) => {
+      if (this._socket === socket) this._closed(event.code, event.reason);
+    };
+    socket.onerror = () => {}; // a close event always follows, with the code
+  }
+
+  _send(message) {
+    const socket = this._socket;
+    if (!socket || socket.readyState !== 1) return false;
+    socket.send(this.codec.encode(message));
+    return true;
+  }
+
+  _receive(data) {
+    let message;
+    try {
+      message = this.codec.decode(data);
+    } catch (error) {
+      this.emit('error', new ShoalError('bad_frame', String(error?.message ?? error)));
+      return;
+    }
+    const handle = this._handlers[message.type];
+    if (handle) handle.call(this, message);
+  }
+
+  _closed(code, reason) {
+    this._socket = null;
+    const final = !this.reconnect || FINAL_CLOSE_CODES.includes(code);
+    this._connectionLost(new ShoalError('disconnected', reason || `connection closed (${code})`), final);
+    if (final) {
+      this._setState('closed', { code, reason });
+      return;
+    }
+    const retryIn = this.backoff.next();
+    this._setState('reconnecting', { code, reason, retryIn, attempt: this.backoff.attempt });
+    this._retryTimer = setTimeout(() => this._open(), retryIn);
+  }
+
+  /** The socket is gone: stop the timers and fail what can no longer be answered. */
+  _connectionLost(error, final) {
+    clearInterval(this._sendTimer);
+    clearTimeout(this._pingTimer);
+    this._sendTimer = this._pingTimer = null;
+    for (const { reject } of this._pending.values()) reject(error);
+    this._pending.clear();
+    for (const waiter of this._claimWaiters.splice(0)) waiter.reject(error);
+    for (const waiter of this._leaveWaiters.splice(0)) waiter.resolve(); // the server removed us anyway
+    if (final) {
+      for (const waiter of [...this._connectWaiters.splice(0), ...this._joinWaiters.splice(0)]) waiter.reject(error);
+    }
+  }
+
+  _setState(state, details = {}) {
+    const previous = this.state;
+    this.state = state;
+    this.emit('state', { state, previous, ...details });
+  }
+
+  // ---- timers ----------------------------------------------------------------------------------------
+
+  _startTimers(tickRate) {
+    clearInterval(this._sendTimer);
+    this._sendTimer = setInterval(() => this._flush(), 1000 / (this.sendRate ?? tickRate));
+    this._pingsSent = 0;
+    this._ping();
+  }
+
+  _ping() {
+    this._send({ type: 'ping', t: localNow() });
+    this._pingsSent += 1;
+    this._pingTimer = setTimeout(() => this._ping(), this._pingsSent < QUICK_PINGS ? 250 : this.pingInterval);
+  }
+
+  /** Send the pose and streamed entity transforms that changed since the last send tick. */
+  _flush() {
+    if (this.room === null) return;
+    if (this._poseDirty && this._pose) {
+      this._poseDirty = false;
+      this._send({ type: 'pose', ...this._pose, t: this.serverNow() });
+    }
+    for (const id of [...this._streamed.keys()]) this._flushStream(id);
+  }
+
+  _flushStream(id) {
+    const transform = this._streamed.get(id);
+    if (!transform) return;
+    this._streamed.delete(id);
+    this._send({ type: 'entity_update', id, ...transform });
+  }
+
+  // ---- reliable changes ------------------------------------------------------------------------------
+
+  _reliable(message) {
+    if (!this.connected || this.room === null) {
+      return Promise.reject(new ShoalError('not_in_room', 'join a room before changing entities'));
+    }
+    const seq = this._nextSeq++;
+    const acked = new Promise((resolve, reject) => this._pending.set(seq, { type: message.type, resolve, reject }));
+    this._send({ ...message, seq });
+    return acked;
+  }
+
+  /** Apply our own change to the local copy at once (the server's echo confirms it a tick later). */
+  _applyLocal(id, changes) {
+    const entity = this.entities.get(id);
+    if (!entity) return;
+    const previous = { ...entity };
+    this._entityBuffers.delete(id); // our change is exact: draw it, not a blend with what came before
+    for (const key of ['pos', 'rot', 'scale', 'locked']) if (changes[key] !== undefined) entity[key] = changes[key];
+    if (changes.props) entity.props = mergeProps(entity.props, changes.props);
+    this.emit('entity_changed', { entity, previous, local: true });
+  }
+
+  // ---- state from the server -------------------------------------------------------------------------
+
+  _resetRoom() {
+    for (const member of this.members.values()) if (member.id !== this.id) this.emit('member_left', { member });
+    for (const entity of this.entities.values()) this.emit('entity_removed', { entity });
+    this.members.clear();
+    this.entities.clear();
+    this._poseBuffers.clear();
+    this._entityBuffers.clear();
+    this._streamed.clear();
+    this.room = null;
+  }
+
+  _addMember(info, time) {
+    const member = { id: info.id, name: info.name, color: info.color };
+    this.members.set(member.id, member);
+    if (member.id === this.id) return member;
+    const buffer = new InterpolationBuffer({
+      delay: this.interpolationDelay,
+      interval: 1000 / (this.welcome?.tick_rate ?? 20),
+      interpolate: lerpPose,
+    });
+    this._poseBuffers.set(member.id, buffer);
+    if (info.pose) {
+      member.pose = info.pose;
+      buffer.push(time, info.pose);
+    }
+    this.emit('member_joined', { member });
+    return member;
+  }
+
+  _removeMember(id) {
+    const member = this.members.get(id);
+    if (!member) return;
+    this.members.delete(id);
+    this._poseBuffers.delete(id);
+    this.emit('member_left', { member });
+  }
+
+  /** Take the server's view of one entity. Our own entity keeps our local transform and props. */
+  _applyEntity(incoming, time) {
+    const previous = this.entities.get(incoming.id);
+    if (previous && incoming.v < previous.v) return; // older than what we have
+    const entity = { ...incoming };
+    if (previous && incoming.owner === this.id) {
+      for (const key of ['pos', 'rot', 'scale', 'props']) entity[key] = previous[key];
+    } else {
+      let buffer = this._entityBuffers.get(entity.id);
+      if (!buffer) {
+        buffer = new InterpolationBuffer({
+          delay: this.interpolationDelay,
+          interval: 1000 / (this.welcome?.tick_rate ?? 20),
+          interpolate: lerpTransform,
+        });
+        this._entityBuffers.set(entity.id, buffer);
+      }
+      buffer.push(time, { pos: entity.pos, rot: entity.rot ?? IDENTITY_ROTATION, scale: entity.scale });
+    }
+    this.entities.set(entity.id, entity);
+    if (previous) this.emit('entity_changed', { entity, previous, local: false });
+    else this.emit('entity_added', { entity });
+  }
+
+  _removeEntity(id) {
+    const entity = this.entities.get(id);
+    if (!entity) return;
+    this.entities.delete(id);
+    this._entityBuffers.delete(id);
+    this._streamed.delete(id);
+    this.emit('entity_removed', { entity });
+  }
+
+  _settle(waiters, predicate, settle) {
+    const kept = waiters.filter((waiter) => {
+      if (!predicate(waiter)) return true;
+      settle(waiter);
+      return false;
+    });
+    waiters.splice(0, waiters.length, ...kept);
+  }
+}
+
+/** Message handlers, by `type`; `this` is the client. */
+ShoalClient.prototype._handlers = {
+  welcome(message) {
+    if (this.id !== null) this.members.delete(this.id); // our old self left with the old connection
+    this.id = message.id;
+    this.welcome = message;
+    this.clock.seed(message.server_time);
+    this.backoff.reset();
+    this._setState('connected');
+    this._startTimers(message.tick_rate);
+    this.emit('welcome', message);
+    for (const waiter of this._connectWaiters.splice(0)) waiter.resolve(message);
+    if (this._wantedRoom !== null) this._send({ type: 'join', room: this._wantedRoom });
+  },
+
+  joined(message) {
+    const time = this.serverNow();
+    const sameRoom = this.room === message.room;
+    if (!sameRoom) this._resetRoom();
+    this.room = message.room;
+    this.id = message.id;
+    const present = new Set(message.members.map((info) => info.id));
+    for (const id of [...this.members.keys()]) if (!present.has(id)) this._removeMember(id);
+    for (const info of message.members) {
+      const known = this.members.get(info.id);
+      if (known) Object.assign(known, { name: info.name, color: info.color });
+      else this._addMember(info, time);
+    }
+    const entities = message.entities ?? [];
+    const listed = new Set(entities.map((entity) => entity.id));
+    for (const id of [...this.entities.keys()]) if (!listed.has(id)) this._removeEntity(id);
+    for (const entity of entities) this._applyEntity(entity, time);
+    this._poseDirty = this._pose !== null; // re-announce where we are
+    this.emit('joined', message);
+    this._settle(
+      this._joinWaiters,
+      (waiter) => waiter.room === message.room,
+      (waiter) => waiter.resolve(message),
+    );
+  },
+
+  left(message) {
+    this._resetRoom();
+    this.emit('left', message);
+    for (const waiter of this._leaveWaiters.splice(0)) waiter.resolve();
+  },
+
+  member_joined(message) {
+    if (message.room === this.room && !this.members.has(message.member.id)) {
+      this._addMember(message.member, this.serverNow());
+    }
+  },
+
+  member_left(message) {
+    if (message.room === this.room) this._removeMember(message.id);
+  },
+
+  tick(message) {
+    for (const pose of message.poses ?? []) {
+      if (pose.id === this.id) continue;
+      const member = this.members.get(pose.id);
+      if (!member) continue;
+      member.pose = pose;
+      this._poseBuffers.get(pose.id)?.push(message.t, pose);
+      this.emit('pose', { member, pose, time: message.t });
+    }
+    if (message.full) {
+      const listed = new Set((message.entities ?? []).map((entity) => entity.id));
+      for (const id of [...this.entities.keys()]) if (!listed.has(id)) this._removeEntity(id);
+    }
+    for (const entity of message.entities ?? []) this._applyEntity(entity, message.t);
+    for (const id of message.removed ?? []) this._removeEntity(id);
+    this.emit('tick', message);
+  },
+
+  pong(message) {
+    this.clock.addSample(message.t, message.server_time);
+    this.emit('clock', { rtt: this.clock.rtt, offset: this.clock.offset });
+  },
+
+  msg(message) {
+    this.emit('message', message);
+  },
+
+  ack(message) {
+    const pending = this._pending.get(message.seq);
+    if (!pending) return;
+    this._pending.delete(message.seq);
+    pending.resolve();
+  },
+
+  claim_result(message) {
+    if (message.granted) {
+      const entity = this.entities.get(message.id);
+      if (entity) entity.owner = message.owner ?? this.id;
+      this._entityBuffers.delete(message.id); // ours now: drawn where we put it
+    }
+    this.emit('claim', message);
+    let settled = false;
+    this._settle(
+      this._claimWaiters,
+      (waiter) => !settled && waiter.id === message.id && (settled = true),
+      (waiter) => waiter.resolve(message.granted),
+    );
+  },
+
+  error(message) {
+    const error = new ShoalError(message.code, message.message, message);
+    this.emit('error', error);
+    const pending = message.seq !== undefined ? this._pending.get(message.seq) : undefined;
+    if (pending) {
+      this._pending.delete(message.seq);
+      pending.reject(error);
+    } else if (message.ref === 'hello') {
+      // the server refused our name or colour: retrying the same hello cannot help
+      for (const waiter of this._connectWaiters.splice(0)) waiter.reject(error);
+      this.close(1000, error.message);
+    } else if (message.ref === 'join') {
+      this._wantedRoom = this.room;
+      for (const waiter of this._joinWaiters.splice(0)) waiter.reject(error);
+    } else if (message.ref === 'entity_claim') {
+      this._claimWaiters.shift()?.reject(error); // claims are answered in the order they were sent
+    }
+  },
+};
+
+/** `props` with `changes` merged in: top-level keys replaced, a key set to null deleted (as the server does). */
+export function mergeProps(props, changes) {
+  const merged = { ...props };
+  for (const [key, value] of Object.entries(changes)) {
+    if (value === null) delete merged[key];
+    else merged[key] = value;
+  }
+  return merged;
+}
+
+function randomId() {
+  const bytes = new Uint8Array(6);
+  if (globalThis.crypto?.getRandomValues) globalThis.crypto.getRandomValues(bytes);
+  else for (let i = 0; i < bytes.length; i += 1) bytes[i] = Math.floor(Math.random() * 256); // old Node only
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('');
+}

@@ -20,6 +20,7 @@ import pytest
 from support.ci import require as _require
 from support.servers import RunningServer, serving
 
+pytest_plugins = ["store_fixtures"]  # per-test store URLs on SQLite, PostgreSQL and DynamoDB (moto)
 StartServer = Callable[..., Awaitable[RunningServer]]
 
 

@@ -165,3 +165,9 @@ def test_wall_clock_going_backwards_does_not_stall_ticks(core: CoreDriver) -> No
     core.pose(ada, x=3.0)
     (tick,) = inbox(core.tick(), bob)
     assert tick["poses"][0]["head"]["pos"][0] == 3.0
+
+
+def test_an_idle_engine_asks_to_be_woken_within_one_tick(core: CoreDriver) -> None:
+    """A room created while the transport sleeps must get its first tick on time."""
+    _, deadline = core.engine.tick(core.now + 0.013)
+    assert 0 < deadline - (core.now + 0.013) <= 0.05 + 1e-6

@@ -9,12 +9,13 @@ that misbehave at the transport level (never read, never answer pings, tiny rece
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import socket
 import struct
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,14 +47,16 @@ def encode(message: Message) -> str:
 class JsonPeer:
     """One WebSocket connection that sends JSON objects and reads strictly parsed ones.
 
-    Every message received is also appended to `received`, so a test can check afterwards what a
-    bystander saw (or did not see).
+    Every message received is appended to `received`, so a test can check afterwards what a
+    bystander saw (or did not see). Messages that `expect` skips stay queued, in order, for the next
+    `recv` or `expect`.
     """
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self.received: list[Message] = []
         self.id: int | None = None
+        self._queued: collections.deque[Message] = collections.deque()
 
     async def send(self, message: Message | str | bytes, *, text: bool | None = None) -> None:
         """Send a dict as a JSON text frame; `str` and `bytes` go as they are (`text=True` sends bytes,
@@ -63,6 +66,11 @@ class JsonPeer:
     async def recv(self, timeout: float = 2.0) -> Message:
         """The next message; raises `TimeoutError` if none arrives in `timeout` s, `ConnectionClosed`
         if the connection ends."""
+        if self._queued:
+            return self._queued.popleft()
+        return await self._read(timeout)
+
+    async def _read(self, timeout: float) -> Message:
         frame = await asyncio.wait_for(self.ws.recv(), timeout)
         assert isinstance(frame, str), f"the server sent a binary frame: {frame!r}"
         message = strict_json(frame)
@@ -71,21 +79,27 @@ class JsonPeer:
         return message
 
     async def expect(self, kind: str, timeout: float = 2.0, **fields: Any) -> Message:
-        """Read until a message of type `kind` (with these field values) arrives; skip the others."""
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no {kind!r} {fields or ''} within {timeout} s; got {self.received[-5:]}")
-            try:
-                message = await self.recv(remaining)
-            except TimeoutError:
-                continue
-            if message["type"] == kind and all(message.get(k) == v for k, v in fields.items()):
+        """The first message of type `kind` (with these field values), queued or arriving within
+        `timeout` s; the messages before it stay queued."""
+
+        def wanted(message: Message) -> bool:
+            return message["type"] == kind and all(message.get(k) == v for k, v in fields.items())
+
+        for message in self._queued:
+            if wanted(message):
+                self._queued.remove(message)
                 return message
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                message = await self._read(remaining)
+                if wanted(message):
+                    return message
+                self._queued.append(message)
+        raise AssertionError(f"no {kind!r} {fields or ''} within {timeout} s; got {self.received[-5:]}")
 
     async def expect_silence(self, seconds: float, *, ignoring: tuple[str, ...] = ()) -> None:
-        """Assert that nothing but `ignoring` types arrives for `seconds`."""
+        """Assert that nothing but `ignoring` types is queued or arrives for `seconds`."""
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
             try:
@@ -94,16 +108,43 @@ class JsonPeer:
                 return
             assert message["type"] in ignoring, f"expected silence, got {message}"
 
+    async def receive_for(self, seconds: float) -> None:
+        """Receive (into `received`) whatever arrives for `seconds`."""
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await self.recv(remaining)
+
+    async def receive_until(self, condition: Callable[[], bool], timeout: float = 2.0) -> None:
+        """Receive until `condition()` holds; fail after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"condition not met within {timeout} s; last received: {self.received[-3:]}"
+            with contextlib.suppress(TimeoutError):
+                await self.recv(min(remaining, 0.05))
+
+    def latest_poses(self) -> dict[int, list[float]]:
+        """Member id -> head position of the latest pose received in `tick` frames."""
+        positions: dict[int, list[float]] = {}
+        for message in self.received:
+            if message["type"] == "tick":
+                positions.update({pose["id"]: pose["head"]["pos"] for pose in message["poses"]})
+        return positions
+
+    def presence(self) -> Message:
+        """This peer's own entry (`id`, `name`, `color`) in the latest `joined` snapshot it received."""
+        joined = next(message for message in reversed(self.received) if message["type"] == "joined")
+        return next(member for member in joined["members"] if member["id"] == self.id)
+
     async def expect_close(self, timeout: float = 3.0) -> int | None:
         """Read (and keep) messages until the server closes; return the close code it sent."""
         deadline = time.monotonic() + timeout
         with contextlib.suppress(ConnectionClosed):
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"the server did not close within {timeout} s")
+            while (remaining := deadline - time.monotonic()) > 0:
                 with contextlib.suppress(TimeoutError):
-                    await self.recv(remaining)
+                    self._queued.append(await self._read(remaining))
+            raise AssertionError(f"the server did not close within {timeout} s")
         return self.close_code
 
     @property

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,10 @@ class RunningServer:
         status, body = await self.get("/api/stats")
         assert status == 200, body
         return body
+
+
+StartServer = Callable[..., Awaitable[RunningServer]]
+"""The type of the `start_server` fixture: `await start_server(**overrides)` -> `RunningServer`."""
 
 
 @contextlib.asynccontextmanager

@@ -7,6 +7,7 @@ transport passes `now` (seconds, wall clock) into every call and carries out the
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 from collections.abc import Callable, Iterable
@@ -176,7 +177,9 @@ class Engine:
         actions: list[Action] = []
         if self._awaiting_hello:
             actions += self._expire_handshakes(now)
-        next_deadline = now + 1.0
+        # Wake at least once per default tick interval: a room created while the transport sleeps
+        # must get its first tick on time, not after an idle second.
+        next_deadline = (math.floor(now * self.tick_rate) + 1) / self.tick_rate
         for room in self.rooms.values():
             if room.next_tick_at > now + 2 * room.tick_interval:  # the wall clock went backwards
                 room.next_tick_at = now

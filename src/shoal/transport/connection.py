@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import Generic, TypeVar
 
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from shoal.core.member import Member
+Owner = TypeVar("Owner")
+"""Whom a connection belongs to: a core `Member`, or a dialect's own client object."""
 
 CLOSE_TIMEOUT = 2.0
 """Seconds to wait for the peer's close frame before the socket is aborted."""
 
 
-class Connection:
+class Connection(Generic[Owner]):
     """Writes pre-built frames straight to the socket's asyncio transport.
 
     Writes never await: a peer that does not read fills its transport buffer, and the caller checks
@@ -23,7 +23,7 @@ class Connection:
 
     __slots__ = ("closer", "closing", "congested_since", "member", "transport", "ws")
 
-    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport, member: Member) -> None:
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport, member: Owner) -> None:
         self.ws = ws
         self.transport = transport
         self.member = member

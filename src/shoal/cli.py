@@ -11,12 +11,22 @@ from shoal import __version__
 from shoal.config import ServerConfig
 from shoal.core.limits import Limits
 from shoal.logs import configure_logging
+from shoal.store import StoreError, open_store
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="shoal")
 def main() -> None:
     """Shoal: real-time multiplayer WebXR rooms in one process."""
+
+
+def _check_store_url(ctx: click.Context, param: click.Parameter, url: str) -> str:
+    """Refuse a malformed store URL (or a missing driver) before anything starts; connecting comes later."""
+    try:
+        open_store(url, Path("."))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return url
 
 
 @main.command()
@@ -42,6 +52,7 @@ def main() -> None:
     envvar="SHOAL_STORE",
     default="",
     show_default="SQLite in --data",
+    callback=_check_store_url,
     help="Where room state is stored: sqlite:///PATH, postgresql://..., dynamodb://?region=...",
 )
 @click.option(
@@ -121,3 +132,5 @@ def serve(
         asyncio.run(run(config))
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    except StoreError as exc:
+        raise click.ClickException(f"cannot open the store: {exc}") from None

@@ -52,7 +52,7 @@ class WebSocketTransport:
             protocols=SUBPROTOCOLS,
             heartbeat=limits.ping_interval,
             compress=False,  # per-message deflate costs ~2.5x CPU on pose traffic
-            max_msg_size=limits.max_message_bytes,
+            max_msg_size=limits.max_message_bytes + 1,  # aiohttp refuses a message of max_msg_size bytes
             decode_text=False,  # msgspec decodes bytes directly
         )
         if not ws.can_prepare(request).ok:
@@ -77,6 +77,8 @@ class WebSocketTransport:
             async for message in ws:
                 kind = message.type
                 if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+                    if connection.closing:  # the server is closing it: frames still in flight are dropped
+                        continue
                     now = time.time()
                     actions = engine.receive(member, message.data, now, kind is WSMsgType.BINARY)
                     if actions:

@@ -222,7 +222,7 @@ class Engine:
         if message.v != PROTOCOL_VERSION:
             reason = f"protocol version {message.v} is not supported; this server speaks {PROTOCOL_VERSION}"
             return [
-                self._reply(member, Error(code="unsupported_version", message=reason, ref="hello")),
+                self._reply(member, Error(code=ErrorCode.UNSUPPORTED_VERSION, message=reason, ref="hello")),
                 self._close(member, CloseCode.UNSUPPORTED_VERSION, "unsupported protocol version"),
             ]
         name = " ".join(message.name.split())

@@ -16,6 +16,8 @@ class ErrorCode(StrEnum):
     """A field is missing, unknown, of the wrong type, or out of range (NaN, Infinity, > 10 km, ...)."""
     UNSUPPORTED_FRAME = "unsupported_frame"
     """A binary frame on a JSON connection."""
+    UNSUPPORTED_VERSION = "unsupported_version"
+    """`hello` asked for a protocol version the server does not speak; the connection closes with 4002."""
     HELLO_REQUIRED = "hello_required"
     ALREADY_GREETED = "already_greeted"
     INVALID_ROOM = "invalid_room"

@@ -11,14 +11,15 @@ from shoal.core.engine import Engine
 from shoal.persistence import Persistence
 from shoal.store import StoreWriter, open_store
 from shoal.transport.websocket import WebSocketTransport
-from shoal.web import api, pages
+from shoal.web import api, client_app, pages
 from shoal.web.errors import json_errors
 
 TRANSPORT: web.AppKey[WebSocketTransport] = web.AppKey("transport", WebSocketTransport)
 
 
 def create_app(config: ServerConfig | None = None) -> web.Application:
-    """Build the app: `GET /`, `/healthz`, `/api/...` and the WebSocket endpoint `GET /ws`.
+    """Build the app: the web client (`GET /`, `/app/`, `/sdk/`, `/vendor/`), `/status`, `/healthz`,
+    `/api/...` and the WebSocket endpoint `GET /ws`.
 
     On startup the store opens (SQLite under `data_dir` unless `store_url` names another) and the tick
     loop starts. On shutdown every connection is closed with 1012, pending writes are committed, and the
@@ -46,6 +47,7 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
     app[api.PERSISTENCE] = persistence
     app[api.STARTED_AT] = time.time()
     app[TRANSPORT] = transport
+    client_app.add_routes(app)
     pages.add_routes(app)
     api.add_routes(app)
     app.router.add_get("/ws", transport.handle)

@@ -1,4 +1,4 @@
-"""`GET /`: a small status page (server name, version, live rooms) until the web client lands."""
+"""`GET /status`: a small status page (server name, version, live rooms); the web client has `/`."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ code{{background:#f2f4f7;padding:0 .3rem}}</style></head>
 """
 
 
-async def index(request: web.Request) -> web.Response:
+async def status(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     rooms = engine.room_summaries()
     if rooms:
@@ -41,4 +41,4 @@ async def index(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/", index)
+    app.router.add_get("/status", status)

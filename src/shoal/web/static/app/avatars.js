@@ -1,0 +1,178 @@
+// Remote avatars: a head whose visor shows where it faces, a name tag, a body that turns with the head,
+// and two hands, all in the member's colour. Poses come from the SDK, interpolated ~100 ms behind.
+import * as THREE from 'three';
+
+import { contactShadow } from './scene.js';
+
+const HEAD_RADIUS = 0.13;
+const NAME_TAG_HEIGHT = 0.13; // metres: legible from across the room
+const _euler = new THREE.Euler(0, 0, 0, 'YXZ');
+
+/** One member's avatar. `root` holds everything, in world coordinates. */
+export class AvatarView {
+  constructor(member) {
+    this.id = member.id;
+    this.name = member.name;
+    this.root = new THREE.Group();
+    this.root.name = `avatar-${member.id}`;
+    this.root.visible = false; // until the first pose arrives
+
+    const colour = new THREE.Color(member.color);
+    const skin = new THREE.MeshStandardMaterial({ color: colour, roughness: 0.45 });
+    const cloth = new THREE.MeshStandardMaterial({ color: colour.clone().multiplyScalar(0.72), roughness: 0.8 });
+    this.materials = [skin, cloth];
+
+    this.head = new THREE.Group();
+    this.head.add(new THREE.Mesh(new THREE.SphereGeometry(HEAD_RADIUS, 32, 16), skin));
+    this.head.add(visor());
+    this.root.add(this.head);
+
+    this.body = new THREE.Mesh(new THREE.CapsuleGeometry(0.13, 0.3, 6, 16), cloth);
+    this.root.add(this.body);
+
+    this.hands = { left: hand(skin, 'left'), right: hand(skin, 'right') };
+    this.root.add(this.hands.left, this.hands.right);
+
+    this.tag = nameTag(member.name, member.color);
+    this.root.add(this.tag);
+
+    this.shadow = contactShadow(0, 0, 0.6, 0.6);
+    this.root.add(this.shadow);
+  }
+
+  /** Place the avatar at `pose` ({head, left?, right?}); a missing hand is hidden. */
+  update(pose) {
+    if (!pose) return;
+    const [x, y, z] = pose.head.pos;
+    this.head.position.set(x, y, z);
+    this.head.quaternion.fromArray(pose.head.rot);
+    // the body hangs below the head and turns with it, but does not tilt or roll
+    _euler.setFromQuaternion(this.head.quaternion);
+    this.body.position.set(x, y - 0.46, z);
+    this.body.rotation.set(0, _euler.y, 0);
+    this.tag.position.set(x, y + HEAD_RADIUS + 0.14, z);
+    this.shadow.position.set(x, 0.005, z);
+    for (const side of ['left', 'right']) {
+      const transform = pose[side];
+      const mesh = this.hands[side];
+      mesh.visible = Boolean(transform);
+      if (transform) {
+        mesh.position.fromArray(transform.pos);
+        mesh.quaternion.fromArray(transform.rot);
+      }
+    }
+    this.root.visible = true;
+  }
+
+  dispose() {
+    this.root.traverse((node) => {
+      node.geometry?.dispose();
+      if (node.material?.map) node.material.map.dispose();
+    });
+    for (const material of [...this.materials, this.tag.material]) material.dispose();
+  }
+}
+
+/** A dark visor across the front of the head (-Z, where a three.js camera looks), with two bright eyes. */
+function visor() {
+  const group = new THREE.Group();
+  const glass = new THREE.Mesh(
+    new THREE.BoxGeometry(0.2, 0.075, 0.08),
+    new THREE.MeshStandardMaterial({ color: 0x141a24, roughness: 0.2, metalness: 0.4 }),
+  );
+  glass.position.set(0, 0.015, -0.095);
+  group.add(glass);
+  const eyeMaterial = new THREE.MeshBasicMaterial({ color: 0xe8f4ff });
+  for (const side of [-1, 1]) {
+    const eye = new THREE.Mesh(new THREE.CircleGeometry(0.016, 16), eyeMaterial);
+    eye.position.set(side * 0.045, 0.015, -0.1355);
+    eye.rotation.y = Math.PI; // face forward (-Z)
+    group.add(eye);
+  }
+  return group;
+}
+
+/** A hand (or a controller held in it): a mitten, a flattened sphere pointing forward (-Z). */
+export function handMesh(material) {
+  const mesh = new THREE.Mesh(new THREE.SphereGeometry(0.05, 20, 12), material);
+  mesh.scale.set(0.85, 0.6, 1.35);
+  return mesh;
+}
+
+function hand(material, side) {
+  const mesh = handMesh(material);
+  mesh.name = `hand-${side}`;
+  mesh.visible = false;
+  return mesh;
+}
+
+/** The member's name on a dark rounded label with a dot of their colour, always facing the viewer. */
+export function nameTag(name, color) {
+  const fontSize = 56;
+  const font = `600 ${fontSize}px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif`;
+  const measure = document.createElement('canvas').getContext('2d');
+  measure.font = font;
+  const padding = 26;
+  const dot = 30;
+  const width = Math.ceil(measure.measureText(name).width + padding * 3 + dot);
+  const height = fontSize + padding * 1.6;
+
+  const canvas = document.createElement('canvas');
+  canvas.width = width;
+  canvas.height = height;
+  const context = canvas.getContext('2d');
+  context.fillStyle = 'rgba(16, 22, 34, 0.88)';
+  context.beginPath();
+  context.roundRect(0, 0, width, height, height / 2);
+  context.fill();
+  context.fillStyle = color;
+  context.beginPath();
+  context.arc(padding + dot / 2, height / 2, dot / 2, 0, Math.PI * 2);
+  context.fill();
+  context.font = font;
+  context.fillStyle = '#ffffff';
+  context.textBaseline = 'middle';
+  context.fillText(name, padding * 2 + dot, height / 2 + 2);
+
+  const texture = new THREE.CanvasTexture(canvas);
+  texture.colorSpace = THREE.SRGBColorSpace;
+  texture.anisotropy = 4;
+  const sprite = new THREE.Sprite(new THREE.SpriteMaterial({ map: texture, depthWrite: false }));
+  sprite.scale.set((NAME_TAG_HEIGHT * width) / height, NAME_TAG_HEIGHT, 1);
+  sprite.renderOrder = 10;
+  sprite.name = 'name-tag';
+  return sprite;
+}
+
+/** Every remote member's avatar, kept in step with the SDK's presence events. */
+export class Avatars {
+  constructor(scene, client) {
+    this.scene = scene;
+    this.client = client;
+    /** @type {Map<number, AvatarView>} */
+    this.views = new Map();
+    client.on('member_joined', ({ member }) => this.add(member));
+    client.on('member_left', ({ member }) => this.remove(member.id));
+  }
+
+  add(member) {
+    if (member.id === this.client.id || this.views.has(member.id)) return;
+    const view = new AvatarView(member);
+    this.views.set(member.id, view);
+    this.scene.add(view.root);
+  }
+
+  remove(id) {
+    const view = this.views.get(id);
+    if (!view) return;
+    this.views.delete(id);
+    this.scene.remove(view.root);
+    view.dispose();
+  }
+
+  /** Once per frame: move every avatar to its interpolated pose. */
+  update() {
+    const now = this.client.serverNow();
+    for (const view of this.views.values()) view.update(this.client.remotePose(view.id, now));
+  }
+}

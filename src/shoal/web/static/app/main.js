@@ -1,0 +1,108 @@
+// The Shoal web app: lobby, then a shared room for desktop, VR and AR users. Networking is the SDK
+// (/sdk/shoal.js); this file wires it to the scene, the controls and the HUD.
+import * as THREE from 'three';
+
+import { ShoalClient } from 'shoal';
+
+import { Avatars } from './avatars.js';
+import { exposeDebugHook } from './debug.js';
+import { DesktopControls } from './desktop.js';
+import { Hud } from './hud.js';
+import { hideLobby, lobbyChoice, lobbyError, showLobby } from './lobby.js';
+import { SharedObjects } from './objects.js';
+import { createWorld, placeAtSeat } from './scene.js';
+import { XRControls } from './xr.js';
+
+const TOKEN_KEY = 'shoal.token'; // set by a login page (accounts); without it we join as a guest
+
+const world = createWorld();
+const timer = new THREE.Timer();
+let frames = 0;
+let room = null; // {client, avatars, objects, desktop, xr} once joined
+
+world.renderer.setAnimationLoop((time) => {
+  timer.update(time);
+  const dt = Math.min(timer.getDelta(), 0.1); // a stalled tab must not teleport anyone
+  if (room) update(room, dt);
+  world.renderer.render(world.scene, world.camera);
+  frames += 1;
+});
+
+/** Connect, join the chosen room and build everything that depends on it. Throws if the server refuses. */
+async function enter({ room: name, name: displayName, color }) {
+  const client = new ShoalClient({ name: displayName, color, token: sessionStorage.getItem(TOKEN_KEY) ?? undefined });
+  const avatars = new Avatars(world.scene, client);
+  const objects = new SharedObjects(world.scene, client);
+  const hud = new Hud(client);
+  client.on('error', (error) => console.warn('server:', error.code, error.message));
+  let joined;
+  try {
+    await client.connect();
+    joined = await client.join(name);
+  } catch (error) {
+    client.close();
+    for (const view of [...avatars.views.keys()]) avatars.remove(view);
+    for (const id of [...objects.views.keys()]) objects.remove(id);
+    throw error;
+  }
+  placeAtSeat(world.camera, joined.members.length - 1);
+  hideLobby(name);
+  hud.show(name);
+  objects.seedIfEmpty();
+  const desktop = new DesktopControls({
+    camera: world.camera,
+    canvas: world.renderer.domElement,
+    objects,
+    crosshair: document.getElementById('crosshair'),
+  });
+  const xr = new XRControls({ ...world, objects, color, buttons: document.getElementById('xr-buttons') });
+  exposeDebugHook({ client, avatars, objects, camera: world.camera, renderer: world.renderer, frames: () => frames });
+  window.addEventListener('pagehide', () => client.close(1000, 'page closed'));
+  return { client, avatars, objects, desktop, xr };
+}
+
+function update({ client, avatars, objects, desktop, xr }, dt) {
+  desktop.enabled = !xr.presenting;
+  desktop.update(dt);
+  xr.update(dt);
+  client.setPose(localPose(desktop, xr));
+  objects.update(dt);
+  avatars.update();
+}
+
+const _position = new THREE.Vector3();
+const _rotation = new THREE.Quaternion();
+const _yaw = new THREE.Quaternion();
+const _euler = new THREE.Euler(0, 0, 0, 'YXZ');
+const DESKTOP_HANDS = { left: new THREE.Vector3(-0.24, -0.52, -0.22), right: new THREE.Vector3(0.24, -0.52, -0.22) };
+
+/** Our avatar in world coordinates: the head, and the controllers in XR or resting hands on the desktop. */
+function localPose(desktop, xr) {
+  world.camera.getWorldPosition(_position);
+  world.camera.getWorldQuaternion(_rotation);
+  const pose = { head: { pos: _position.toArray(), rot: _rotation.toArray() } };
+  if (xr.presenting) return Object.assign(pose, xr.handPoses());
+  // desktop: hands at the sides, turned with the body (yaw only) so they do not swing with the mouse
+  _euler.setFromQuaternion(_rotation);
+  _yaw.setFromAxisAngle(THREE.Object3D.DEFAULT_UP, _euler.y);
+  for (const side of ['left', 'right']) {
+    const offset = DESKTOP_HANDS[side].clone().applyQuaternion(_yaw).add(_position);
+    pose[side] = { pos: offset.toArray(), rot: _yaw.toArray() };
+  }
+  return pose;
+}
+
+/** Show the lobby until joining a room succeeds. */
+async function start() {
+  showLobby();
+  while (room === null) {
+    const choice = await lobbyChoice();
+    try {
+      room = await enter(choice);
+    } catch (error) {
+      lobbyError(`Could not join: ${error.message ?? error}`);
+    }
+  }
+}
+
+start();

@@ -5,6 +5,7 @@ Files are served read-only from `static/` inside the package, and only files: no
 hidden files, nothing outside the directory (path traversal in any encoding, absolute paths, NUL bytes and
 symlinks that lead out are all a 404), and only the file types the app uses. Responses carry an ETag and
 `Cache-Control: no-cache`, so browsers revalidate (a 304 when unchanged) and an upgrade is seen at once.
+The SDK may be imported from pages on other origins (`Access-Control-Allow-Origin: *`): it is public code.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 STATIC_ROOT = Path(__file__).parent / "static"
 
@@ -31,6 +33,8 @@ MOUNTS = ("app", "sdk", "vendor")
 """Subdirectories of the static root, each served under its own URL prefix."""
 
 HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+SHARED_ACROSS_ORIGINS = {"sdk"}
+"""Mounts any page may import from (a module script from another origin is fetched with CORS)."""
 
 
 def content_type(path: Path) -> str | None:
@@ -64,11 +68,12 @@ class StaticDirectory:
             return None
         return path
 
-    def response(self, relative: str) -> web.FileResponse:
+    def response(self, relative: str, headers: dict[str, str] | None = None) -> web.FileResponse:
+        """The file as a response with `HEADERS` (plus `headers`); 404 when `find` refuses it."""
         path = self.find(relative)
         if path is None:
             raise web.HTTPNotFound()
-        return web.FileResponse(path, headers={**HEADERS, "Content-Type": content_type(path) or ""})
+        return web.FileResponse(path, headers={**HEADERS, **(headers or {}), "Content-Type": content_type(path) or ""})
 
 
 def add_routes(app: web.Application, root: Path = STATIC_ROOT) -> None:
@@ -80,8 +85,13 @@ def add_routes(app: web.Application, root: Path = STATIC_ROOT) -> None:
 
     app.router.add_get("/", index)
     for mount in MOUNTS:
+        app.router.add_get(f"/{mount}/{{path:.+}}", _serve_mount(files, mount))
 
-        async def serve(request: web.Request, mount: str = mount) -> web.FileResponse:
-            return files.response(f"{mount}/{request.match_info['path']}")
 
-        app.router.add_get(f"/{mount}/{{path:.+}}", serve)
+def _serve_mount(files: StaticDirectory, mount: str) -> Handler:
+    headers = {"Access-Control-Allow-Origin": "*"} if mount in SHARED_ACROSS_ORIGINS else {}
+
+    async def serve(request: web.Request) -> web.FileResponse:
+        return files.response(f"{mount}/{request.match_info['path']}", headers)
+
+    return serve

@@ -143,7 +143,7 @@ def assert_documented_shape(actual: dict[str, Any], documented: dict[str, Any]) 
 def hello_as(name: str) -> dict[str, Any]:
     """The document's `hello`, for the member the document calls `name` (with its colour when known)."""
     member = next((m for m in example("server", "joined")["members"] if m["name"] == name), {"name": name})
-    hello = dict(example("client", "hello"), name=name)
+    hello = dict(example("client", "hello", name="Ada"), name=name)
     if "color" in member:
         hello["color"] = member["color"]
     else:

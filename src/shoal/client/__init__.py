@@ -86,10 +86,15 @@ class ShoalClient:
         *,
         name: str = "",
         color: str | None = None,
+        resume: str | None = None,
         session: aiohttp.ClientSession | None = None,
         timeout: float = 10.0,
     ) -> ShoalClient:
-        """Open the WebSocket, send `hello` and wait for `welcome`."""
+        """Open the WebSocket, send `hello` and wait for `welcome`.
+
+        `resume` is the `resume_token` of an earlier session that dropped: if it is still resumable the
+        server restores its id and room (`welcome.resumed`, then a `joined` to read with `expect`).
+        """
         owns_session = session is None
         session = session or aiohttp.ClientSession()
         try:
@@ -107,7 +112,12 @@ class ShoalClient:
             raise
         client = cls(session, ws, owns_session)
         try:
-            await client.send_raw({"type": "hello", "v": 1, "name": name, **({"color": color} if color else {})})
+            hello: dict[str, Any] = {"type": "hello", "v": 1, "name": name}
+            if color:
+                hello["color"] = color
+            if resume:
+                hello["resume"] = resume
+            await client.send_raw(hello)
             client.welcome = await client.expect(Welcome, timeout)
         except BaseException:
             await client.close()

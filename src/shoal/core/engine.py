@@ -11,6 +11,7 @@ import math
 import re
 import secrets
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import msgspec
 import structlog
@@ -68,6 +69,19 @@ ROOM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.~:-]*")
 
 log = structlog.get_logger("shoal.rooms")
 
+
+@dataclass(frozen=True, slots=True)
+class Resumable:
+    """What a dropped member's resume token brings back."""
+
+    member_id: int
+    name: str
+    color: str
+    user: str | None
+    room: str | None
+    expires_at: float
+
+
 PALETTE = (
     "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0",
     "#f032e6", "#bcf60c", "#fabebe", "#008080", "#e6beff", "#ffe119",
@@ -109,6 +123,8 @@ class Engine:
         self._new_token = new_token or (lambda: secrets.token_urlsafe(24))
         self._new_entity_id = lambda: "e-" + secrets.token_hex(6)
         self._awaiting_hello: dict[int, Member] = {}
+        self._resumable: dict[str, Resumable] = {}
+        """Dropped sessions by resume token, until their `resume_window` ends."""
         self._limits_advertised = {
             name: getattr(self.limits, name)
             for name in (
@@ -165,10 +181,20 @@ class Engine:
         return self._handlers[type(message)](member, message, now)
 
     def disconnect(self, member: Member, now: float) -> list[Action]:
-        """`member`'s connection is gone (closed, timed out or reset). Returns the presence updates."""
+        """`member`'s connection is gone (closed, timed out or reset). Returns the presence updates.
+
+        The member leaves its room at once (no ghost avatars); for `resume_window` seconds its resume
+        token can bring the same identity back into the same room.
+        """
         if self.members.pop(member.id, None) is None:
             return []
         self._awaiting_hello.pop(member.id, None)
+        if member.greeted:
+            room = member.room or member.joining
+            self._resumable[member.resume_token] = Resumable(
+                member.id, member.name, member.color, member.user, room.name if room else None,
+                now + self.limits.resume_window,
+            )  # fmt: skip
         self._stop_waiting(member)
         return self._leave_room(member, now)
 
@@ -177,6 +203,8 @@ class Engine:
         actions: list[Action] = []
         if self._awaiting_hello:
             actions += self._expire_handshakes(now)
+        if self._resumable:
+            self._forget_expired_sessions(now)
         # Wake at least once per default tick interval: a room created while the transport sleeps
         # must get its first tick on time, not after an idle second.
         next_deadline = (math.floor(now * self.tick_rate) + 1) / self.tick_rate
@@ -229,20 +257,50 @@ class Engine:
         if len(name) > self.limits.max_name_chars or not name.isprintable():
             problem = f"name must be at most {self.limits.max_name_chars} printable characters"
             return self._invalid(member, ErrorCode.INVALID_MESSAGE, problem, message, now)
-        member.name = name or f"Guest {member.id % 10000:04d}"
-        member.color = (message.color or PALETTE[member.id % len(PALETTE)]).lower()
-        member.greeted = True
         self._awaiting_hello.pop(member.id, None)
+        previous = self._take_resumable(message.resume, now) if message.resume else None
+        if previous is not None:
+            self._rekey(member, previous.member_id)
+            member.user = previous.user
+        member.name = name or (previous.name if previous else f"Guest {member.id % 10000:04d}")
+        member.color = (message.color or (previous.color if previous else PALETTE[member.id % len(PALETTE)])).lower()
+        member.greeted = True
         welcome = Welcome(
             id=member.id,
             resume_token=member.resume_token,
             server_time=now * 1000.0,
             tick_rate=self.tick_rate,
             v=PROTOCOL_VERSION,
+            resumed=previous is not None,
             server={"name": self.server_name, "version": __version__},
             limits=self._limits_advertised,
         )
-        return [self._reply(member, welcome)]
+        actions: list[Action] = [self._reply(member, welcome)]
+        if previous is not None and previous.room is not None:
+            actions += self._on_join(member, Join(room=previous.room), now)
+        return actions
+
+    def _take_resumable(self, token: str, now: float) -> Resumable | None:
+        """The dropped session `token` belongs to, if it is still resumable; a token works once."""
+        self._forget_expired_sessions(now)
+        previous = self._resumable.pop(token, None)
+        if previous is None or previous.member_id in self.members:
+            return None
+        return previous
+
+    def _forget_expired_sessions(self, now: float) -> None:
+        # Entries are inserted in expiry order (now + a constant window), so the expired ones come first.
+        resumable = self._resumable
+        while resumable:
+            token = next(iter(resumable))
+            if resumable[token].expires_at > now:
+                break
+            del resumable[token]
+
+    def _rekey(self, member: Member, member_id: int) -> None:
+        del self.members[member.id]
+        member.id = member_id
+        self.members[member_id] = member
 
     def _on_join(self, member: Member, message: Join, now: float) -> list[Action]:
         name = message.room

@@ -49,5 +49,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     """Rooms with stored (persistent) state; a persistent entity in one more room is refused."""
     position_interval: float = 1.0
     """The last pose of each member is stored at most this often, and when it leaves."""
+    resume_window: float = 60.0
+    """Seconds during which a dropped member may come back with its resume token (same id and room)."""
     ping_interval: float = 20.0
     """Server WebSocket ping interval; a peer that has not answered within half of it is dropped."""

@@ -57,6 +57,9 @@ class Hello(ClientMessage, tag="hello"):
     v: int = PROTOCOL_VERSION
     name: str = ""
     color: Color | None = None
+    resume: Annotated[str, Meta(max_length=64)] | None = None
+    """The `resume_token` of a session that dropped less than `resume_window` seconds ago: the member comes
+    back with the same id, name and colour, in the same room."""
 
 
 class Join(ClientMessage, tag="join"):
@@ -201,6 +204,8 @@ class Welcome(ServerMessage, tag="welcome"):
     server_time: float
     tick_rate: float
     v: int  # no default: `omit_defaults` would leave it out, and clients need to see the version
+    resumed: bool
+    """Always present. True when `hello.resume` restored a dropped session (a `joined` for its room follows)."""
     server: dict[str, str] = field(default_factory=dict)
     limits: dict[str, float] = field(default_factory=dict)
 

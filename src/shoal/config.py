@@ -22,3 +22,11 @@ class ServerConfig:
     tick_rate: float = 20.0
     server_name: str = "shoal"
     limits: Limits = field(default_factory=Limits)
+    broadcast_prefixes: tuple[str, ...] = ("/broadcast",)
+    """Paths of the ws-broadcast relay: each prefix and every path below it (the room is the raw path + query)."""
+    naf_path: str = "/naf"
+    """Path of networked-aframe's `uws` adapter (its `socketio` adapter is always at /socket.io/)."""
+    naf_room_capacity: int = 50
+    """Occupants of a NAF room before joins overflow to `<room>--2`, `--3`, ..."""
+    naf_allowed_origins: tuple[str, ...] = ()
+    """Origins allowed to open NAF socket.io connections; empty allows only this server's own origin."""

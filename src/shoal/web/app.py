@@ -8,6 +8,7 @@ from aiohttp import web
 
 from shoal.config import ServerConfig
 from shoal.core.engine import Engine
+from shoal.dialects import add_routes as add_dialect_routes
 from shoal.persistence import Persistence
 from shoal.store import StoreWriter, open_store
 from shoal.transport.websocket import WebSocketTransport
@@ -50,6 +51,7 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
     client_app.add_routes(app)
     pages.add_routes(app)
     api.add_routes(app)
+    add_dialect_routes(app, config, persistence)  # ws-broadcast, NAF uWS + socket.io
     app.router.add_get("/ws", transport.handle)
     app.on_startup.append(open_storage)
     app.on_startup.append(transport.start)

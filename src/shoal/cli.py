@@ -92,6 +92,20 @@ def _check_store_url(ctx: click.Context, param: click.Parameter, url: str) -> st
     help="Seconds a new connection has to send hello.",
 )
 @click.option(
+    "--broadcast-prefix",
+    "broadcast_prefixes",
+    envvar="SHOAL_BROADCAST_PREFIXES",
+    multiple=True,
+    default=("/broadcast",),
+    help="Path of the ws-broadcast relay (repeatable); rooms are every path below it, query included.",
+)
+@click.option(
+    "--naf-path",
+    envvar="SHOAL_NAF_PATH",
+    default="/naf",
+    help="Path of the networked-aframe uws adapter (serverURL); socket.io is at /socket.io/.",
+)
+@click.option(
     "--log-level", envvar="SHOAL_LOG_LEVEL", default="info", type=click.Choice(["debug", "info", "warning", "error"])
 )
 @click.option("--log-format", envvar="SHOAL_LOG_FORMAT", default="console", type=click.Choice(["console", "json"]))
@@ -106,6 +120,8 @@ def serve(
     max_message_bytes: int,
     ping_interval: float,
     hello_timeout: float,
+    broadcast_prefixes: tuple[str, ...],
+    naf_path: str,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -117,7 +133,12 @@ def serve(
         ping_interval=ping_interval,
         hello_timeout=hello_timeout,
     )
+    for path in (*broadcast_prefixes, naf_path):
+        if not path.startswith("/") or path.rstrip("/") == "":
+            raise click.BadParameter(f"{path!r} is not a path below / (e.g. /broadcast)")
     config = ServerConfig(
+        broadcast_prefixes=tuple(broadcast_prefixes),
+        naf_path=naf_path,
         host=host,
         port=port,
         data_dir=data_dir,

@@ -11,17 +11,16 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from support.ci import require as _require
-from support.servers import RunningServer, serving
+from support.servers import RunningServer, StartServer, serving
 
 pytest_plugins = ["store_fixtures"]  # per-test store URLs on SQLite, PostgreSQL and DynamoDB (moto)
-StartServer = Callable[..., Awaitable[RunningServer]]
 
 
 @pytest.fixture

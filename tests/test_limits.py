@@ -7,7 +7,7 @@ import time
 
 from shoal.core.limits import Limits
 from shoal.protocol.errors import CloseCode
-from support.clients import JsonPeer, RawSocketPeer, greeted_peers, json_peer
+from support.clients import JsonPeer, greeted_peers, json_peer, raw_socket_peer
 from support.servers import RunningServer, StartServer
 from support.waiting import wait_until
 
@@ -115,51 +115,49 @@ async def test_a_slow_consumer_skips_ticks_then_is_closed_4009_while_others_keep
     server = await start_server(
         tick_rate=50.0, max_congested_seconds=0.5, max_buffer_bytes=256 << 20, message_rate=1e4, message_burst=10_000
     )
-    async with greeted_peers(server.ws_url, "Ada", "Bob", room="lobby") as (ada, bob):
-        slow = await RawSocketPeer.connect(server.ws_url, receive_buffer=4096)
-        try:
-            slow_id = await slow.greet_and_join("Slow", "lobby")  # from here on it reads nothing
-            await fill_socket(server, bob, slow_id, above=server.engine.limits.tick_skip_bytes)
+    async with (
+        greeted_peers(server.ws_url, "Ada", "Bob", room="lobby") as (ada, bob),
+        raw_socket_peer(server.ws_url, receive_buffer=4096) as slow,
+    ):
+        slow_id = await slow.greet_and_join("Slow", "lobby")  # from here on it reads nothing
+        await fill_socket(server, bob, slow_id, above=server.engine.limits.tick_skip_bytes)
 
-            started = time.monotonic()
-            step = 0
-            while slow_id in server.engine.members and time.monotonic() - started < 5.0:
-                await ada.pose(x=step * 0.001)
-                step += 1
-                await asyncio.sleep(0.01)
-            closed_after = time.monotonic() - started
+        started = time.monotonic()
+        step = 0
+        while slow_id in server.engine.members and time.monotonic() - started < 5.0:
+            await ada.pose(x=step * 0.001)
+            step += 1
+            await asyncio.sleep(0.01)
+        closed_after = time.monotonic() - started
 
-            await bob.expect("member_left", id=slow_id)
-            stats = await server.stats()
-            assert stats["closes"] == {"4009": 1}
-            assert stats["ticks_skipped"] >= 10
-            assert 0.5 <= closed_after < 1.5
+        await bob.expect("member_left", id=slow_id)
+        stats = await server.stats()
+        assert stats["closes"] == {"4009": 1}
+        assert stats["ticks_skipped"] >= 10
+        assert 0.5 <= closed_after < 1.5
 
-            # Bob kept receiving Ada's poses all along, and still does.
-            ticks_for_bob = [m for m in bob.received if m["type"] == "tick"]
-            assert len(ticks_for_bob) >= stats["ticks_skipped"] * 0.8
-            await ada.pose(x=42.0)
-            await bob.receive_until(lambda: bob.latest_poses().get(ada.id) == [42.0, 1.6, 0.0])
-        finally:
-            slow.abort()
+        # Bob kept receiving Ada's poses all along, and still does.
+        ticks_for_bob = [m for m in bob.received if m["type"] == "tick"]
+        assert len(ticks_for_bob) >= stats["ticks_skipped"] * 0.8
+        await ada.pose(x=42.0)
+        await bob.receive_until(lambda: bob.latest_poses().get(ada.id) == [42.0, 1.6, 0.0])
 
 
 async def test_a_slow_consumer_whose_reliable_backlog_overflows_is_closed_4009(start_server: StartServer) -> None:
     server = await start_server(max_buffer_bytes=128 * 1024, message_rate=1e4, message_burst=10_000)
-    async with greeted_peers(server.ws_url, "Ada", "Bob", room="lobby") as (ada, bob):
-        slow = await RawSocketPeer.connect(server.ws_url, receive_buffer=4096)
-        try:
-            slow_id = await slow.greet_and_join("Slow", "lobby")
-            socket_of_slow = server.engine.members[slow_id].link.transport
-            started = time.monotonic()
-            while slow_id in server.engine.members:
-                assert time.monotonic() - started < 5.0, "the slow consumer was never closed"
-                await bob.send({"type": "msg", "topic": "fill", "data": "x" * 60_000, "to": slow_id})
-                await asyncio.sleep(0.002)
+    async with (
+        greeted_peers(server.ws_url, "Ada", "Bob", room="lobby") as (ada, bob),
+        raw_socket_peer(server.ws_url, receive_buffer=4096) as slow,
+    ):
+        slow_id = await slow.greet_and_join("Slow", "lobby")
+        socket_of_slow = server.engine.members[slow_id].link.transport
+        started = time.monotonic()
+        while slow_id in server.engine.members:
+            assert time.monotonic() - started < 5.0, "the slow consumer was never closed"
+            await bob.send({"type": "msg", "topic": "fill", "data": "x" * 60_000, "to": slow_id})
+            await asyncio.sleep(0.002)
 
-            await ada.expect("member_left", id=slow_id)
-            assert (await server.stats())["closes"] == {"4009": 1}
-            # it will never answer the close frame: the server aborts the socket after its close timeout
-            await wait_until(socket_of_slow.is_closing, timeout=3.0, what="the slow consumer's socket closed")
-        finally:
-            slow.abort()
+        await ada.expect("member_left", id=slow_id)
+        assert (await server.stats())["closes"] == {"4009": 1}
+        # it will never answer the close frame: the server aborts the socket after its close timeout
+        await wait_until(socket_of_slow.is_closing, timeout=3.0, what="the slow consumer's socket closed")

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from support.clients import RawSocketPeer, greeted_peers, json_peer
+from support.clients import greeted_peers, json_peer, raw_socket_peer
 from support.servers import RunningServer, StartServer
 from support.waiting import wait_until
 
@@ -122,16 +122,15 @@ async def test_an_abrupt_disconnect_removes_the_ghost_within_a_second(server: Ru
 
 async def test_a_silent_peer_that_never_answers_pings_is_removed(start_server: StartServer) -> None:
     server = await start_server(ping_interval=0.3)
-    async with greeted_peers(server.ws_url, "Ada", room="lobby") as (ada,):
-        silent = await RawSocketPeer.connect(server.ws_url)
-        try:
-            silent_id = await silent.greet_and_join("Silent", "lobby")
-            joined_at = time.monotonic()  # from here on it reads nothing, so it answers no ping
-            await ada.expect("member_left", timeout=3.0, id=silent_id)
-            assert time.monotonic() - joined_at < 0.3 * 1.5 + 0.5
-            assert silent_id not in server.engine.members
-        finally:
-            silent.abort()
+    async with (
+        greeted_peers(server.ws_url, "Ada", room="lobby") as (ada,),
+        raw_socket_peer(server.ws_url) as silent,
+    ):
+        silent_id = await silent.greet_and_join("Silent", "lobby")
+        joined_at = time.monotonic()  # from here on it reads nothing, so it answers no ping
+        await ada.expect("member_left", timeout=3.0, id=silent_id)
+        assert time.monotonic() - joined_at < 0.3 * 1.5 + 0.5
+        assert silent_id not in server.engine.members
 
 
 # ---- application messages and clock sync ------------------------------------------------------------

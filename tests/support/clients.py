@@ -12,6 +12,7 @@ import asyncio
 import collections
 import contextlib
 import json
+import math
 import socket
 import struct
 import time
@@ -35,9 +36,17 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name} in a server frame")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text} overflows a double")
+    return value
+
+
 def strict_json(frame: str | bytes) -> Any:
-    """Parse RFC 8259 JSON, refusing the NaN / Infinity / -Infinity that Python's json accepts."""
-    return json.loads(frame, parse_constant=_refuse_constant)
+    """Parse RFC 8259 JSON, refusing the NaN / Infinity / -Infinity that Python's json accepts and
+    numbers such as 1e400 that it would silently turn into infinity."""
+    return json.loads(frame, parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
 def encode(message: Message) -> str:
@@ -278,3 +287,13 @@ class RawSocketPeer:
             # linger on with a zero timeout: close() sends RST instead of FIN
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.sock.close()
+
+
+@contextlib.asynccontextmanager
+async def raw_socket_peer(ws_url: str, *, receive_buffer: int | None = None) -> AsyncIterator[RawSocketPeer]:
+    """A connected `RawSocketPeer`, aborted (RST, no close frame) on exit."""
+    peer = await RawSocketPeer.connect(ws_url, receive_buffer=receive_buffer)
+    try:
+        yield peer
+    finally:
+        peer.abort()

@@ -360,6 +360,22 @@ async def test_writer_commits_early_when_max_batch_changes_are_pending(tmp_path:
         await writer.stop()
 
 
+async def test_changes_to_one_entity_faster_than_the_interval_still_commit_every_interval(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hot.db'}?synchronous=normal"
+    async with opened(url, tmp_path) as store:
+        writer = StoreWriter(store, interval=0.02)
+        await writer.start()
+        started = time.perf_counter()
+        for version in range(1, 31):  # one hot entity, changed every 5 ms for 150 ms
+            writer.put_entity(entity("studio", "hot", version))
+            await asyncio.sleep(0.005)
+        elapsed = time.perf_counter() - started
+        await writer.stop()
+        assert writer.stats.commits >= elapsed / 0.02 / 2, (elapsed, writer.stats)
+        room = await store.load_room("studio")
+        assert room is not None and room.entities == [entity("studio", "hot", 30)]
+
+
 def test_writer_refuses_an_interval_beyond_the_durability_contract(tmp_path: Path) -> None:
     store = open_store("", tmp_path)
     with pytest.raises(ValueError, match="interval"):

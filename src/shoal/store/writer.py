@@ -92,13 +92,13 @@ class StoreWriter:
     def _queue(self, change: Callable[..., None], *args: object) -> None:
         if self._stopping:
             raise StoreError("the store writer is stopped")
+        starts_batch = self._pending.is_empty()
         change(self._pending, *args)
         self.stats.changes += 1
-        size = len(self._pending)
-        if size == 1:
+        if starts_batch:  # the window opens at a batch's first change; later ones never push it back
             self._pending_since = asyncio.get_running_loop().time()
             self._wakeup.set()
-        elif size >= self.max_batch:
+        elif len(self._pending) >= self.max_batch:
             self._wakeup.set()
 
     def committed(self) -> asyncio.Future[None]:

@@ -17,8 +17,7 @@ from collections.abc import AsyncIterator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from conftest import StartServer
-from support.servers import RunningServer
+from support.servers import RunningServer, StartServer
 
 
 @contextlib.asynccontextmanager

@@ -12,9 +12,8 @@ from pathlib import Path
 import aiohttp
 from websockets.asyncio.client import connect
 
-from conftest import StartServer
 from support.naf import naf_entity, uws_peers
-from support.servers import RunningServer, ServerProcess, running_server_process
+from support.servers import RunningServer, ServerProcess, StartServer, running_server_process
 
 
 def naf_url(server: RunningServer | ServerProcess) -> str:

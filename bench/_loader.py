@@ -193,9 +193,12 @@ async def _expect(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float
             raise RuntimeError(f"{kind} refused: {decoded.get('code')}: {decoded.get('message')}")
 
 
-async def run(plan: dict[str, Any]) -> dict[str, Any]:
-    """Connect the plan's clients, report ready, run the window, and return what was counted."""
+async def run() -> dict[str, Any]:
+    """Read the plan, connect its clients, report ready, run the window, and return what was counted."""
     loop = asyncio.get_running_loop()
+    orders = asyncio.StreamReader(limit=1 << 24)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(orders), sys.stdin.buffer)
+    plan = json.loads(await orders.readline())
     signal.alarm(int(plan["ready_timeout"]) + HARD_MARGIN_S)
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -210,9 +213,9 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
         )
         _emit({"ready": True, "ids": [client.id for client in clients]})
 
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        if not line:  # the orchestrator went away
-            return {}
+        line = await orders.readline()
+        if not line:
+            raise SystemExit("loader: the orchestrator closed stdin before the start")
         times = json.loads(line)
         window = Window(times["start"], times["end"], plan["latency_bin_ms"])
         stop_at = window.end + plan["drain"]
@@ -267,15 +270,13 @@ def _emit(message: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    plan = json.loads(sys.stdin.readline())
     try:
         import uvloop  # optional: 25-40 % less CPU on the client read path
     except ImportError:
-        result = asyncio.run(run(plan))
+        result = asyncio.run(run())
     else:
-        result = uvloop.run(run(plan))
-    if result:
-        _emit({"result": result})
+        result = uvloop.run(run())
+    _emit({"result": result})
 
 
 if __name__ == "__main__":

@@ -197,6 +197,10 @@ class NafCore:
         """A frame the adapter could not decode (not JSON, not `{event, data}`)."""
         return self._invalid(client, ErrorCode.BAD_JSON, problem, now)
 
+    def slow_consumer(self, client: NafClient) -> CloseClient:
+        """The adapter cannot write to `client` without buffering past its limit: close it (4009)."""
+        return self._close(client, CloseCode.SLOW_CONSUMER, "slow consumer: send buffer full")
+
     def disconnect(self, client: NafClient, now: float) -> list[Action]:
         """`client`'s connection is gone: it leaves its room (the others get `occupantsChanged`)."""
         if self.clients.pop(client.id, None) is None:

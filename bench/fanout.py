@@ -356,32 +356,50 @@ def run_benchmark(
         for loader in started:
             loader.stop()
 
-    return _report(
-        results,
-        params={
-            "clients": clients,
-            "room_size": room_size,
-            "hz": hz,
-            "loaders": loaders,
-            "warmup_s": warmup,
-            "duration_s": duration,
-            "drain_s": drain,
-            "tick_rate": tick_rate,
-            "server_url": target.http_url,
-        },
-        server=(cpu_before, cpu_after, _delta(stats_after, stats_before)),
-        rooms_seen=[room["members"] if room else 0 for room in own_rooms],
-        load=(load_before, load_after),
+    observed = Observed(
+        results=results,
+        server_pid=target.pid,
+        loader_pids=[loader.process.pid for loader in started],
+        cpu_before=cpu_before,
+        cpu_after=cpu_after,
+        stats=_delta(stats_after, stats_before),
+        room_sizes=[room["members"] if room else 0 for room in own_rooms],
+        load_before=load_before,
+        load_after=load_after,
     )
+    params = {
+        "clients": clients,
+        "room_size": room_size,
+        "hz": hz,
+        "loaders": loaders,
+        "warmup_s": warmup,
+        "duration_s": duration,
+        "drain_s": drain,
+        "tick_rate": tick_rate,
+        "server_url": target.http_url,
+    }
+    return _report(observed, params)
 
 
-def _report(
-    results: list[dict[str, Any]],
-    params: dict[str, Any],
-    server: tuple[ProcessSample | None, ProcessSample | None, dict[str, Any]],
-    rooms_seen: list[int],
-    load: tuple[tuple[float, float, float], tuple[float, float, float]],
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Observed:
+    """Everything one run saw, before it is turned into figures."""
+
+    results: list[dict[str, Any]]
+    """One result per loader (see `_loader.run`)."""
+    server_pid: int | None
+    loader_pids: list[int]
+    cpu_before: ProcessSample | None
+    cpu_after: ProcessSample | None
+    stats: dict[str, Any]
+    """Change of the server's `/api/stats` counters over the window."""
+    room_sizes: list[int]
+    """Members of each benchmark room as `/api/rooms` listed them once everyone had joined."""
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
+
+
+def _report(observed: Observed, params: dict[str, Any]) -> dict[str, Any]:
     duration = params["duration_s"]
     senders: dict[str, list[Any]] = {}
     receivers: dict[str, list[Any]] = {}
@@ -390,7 +408,7 @@ def _report(
     errors: list[str] = []
     closed: dict[str, int] = {}
     loader_cpu = 0.0
-    for result in results:
+    for result in observed.results:
         senders.update(result["senders"])
         receivers.update(result["receivers"])
         latency.update({int(index): count for index, count in result["latency_bins"].items()})
@@ -401,7 +419,7 @@ def _report(
         loader_cpu += result["cpu_s"]
 
     losses = count_losses(senders, receivers)
-    cpu_before, cpu_after, stats = server
+    cpu_before, cpu_after, stats = observed.cpu_before, observed.cpu_after, observed.stats
     server_drops = stats.get("dropped", {}).get("pose_rate", 0) + stats.get("poses_ignored", 0)
     server_drops += stats.get("invalid_messages", 0)
     receivers_per_pose = params["room_size"] - 1
@@ -409,11 +427,12 @@ def _report(
     owed = losses.owed + server_drops * receivers_per_pose
     coalesced = max(losses.coalesced - server_drops, 0)
 
-    cpu: dict[str, Any] = {"us_per_delivered_pose": None, "cores_used": None, "cpu_s": None}
+    cpu: dict[str, Any] = {"pid": observed.server_pid, "us_per_delivered_pose": None, "cores_used": None}
     if cpu_before and cpu_after:
         user = cpu_after.user_s - cpu_before.user_s
         system = cpu_after.system_s - cpu_before.system_s
         cpu = {
+            "pid": observed.server_pid,
             "us_per_delivered_pose": round((user + system) * 1e6 / deliveries, 3) if deliveries else None,
             "cores_used": round((user + system) / duration, 3),
             "cpu_s": round(user + system, 2),
@@ -448,14 +467,15 @@ def _report(
         },
         "poses_sent_per_s": round(losses.sent / duration),
         "server_stats": stats,
-        "rooms_members": sorted(set(rooms_seen)),
+        "rooms_members": sorted(set(observed.room_sizes)),
         "closed": closed,
         "errors": errors[:20],
         "loaders_cores_used": round(loader_cpu / duration, 3),
+        "loader_pids": observed.loader_pids,
         "params": params,
         "host": {
-            "loadavg_start": [round(value, 2) for value in load[0]],
-            "loadavg_end": [round(value, 2) for value in load[1]],
+            "loadavg_start": [round(value, 2) for value in observed.load_before],
+            "loadavg_end": [round(value, 2) for value in observed.load_after],
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "uvloop": _has_uvloop(),

@@ -1,0 +1,52 @@
+"""Smoke test of the fan-out benchmark: a tiny real run prints one well-formed JSON report.
+
+It checks that the benchmark measures (deliveries happen, nothing is lost, the server's CPU is read)
+and cleans up after itself; it asserts no speed. Speed figures come from running `bench/fanout.py`
+at full size (docs/benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+FANOUT = Path(__file__).parents[1] / "bench" / "fanout.py"
+RUN_TIMEOUT_S = 90
+
+
+def test_a_tiny_run_reports_deliveries_without_loss_and_stops_its_server() -> None:
+    command = [
+        sys.executable, str(FANOUT), "--clients", "10", "--room-size", "5", "--hz", "20", "--loaders", "2",
+        "--warmup", "1", "--duration", "2",
+    ]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False)
+    assert run.returncode == 0, run.stderr
+
+    lines = run.stdout.strip().splitlines()
+    assert len(lines) == 1, run.stdout
+    report = json.loads(lines[0])
+    params = report["params"]
+    assert (params["clients"], params["room_size"], params["hz"], params["loaders"]) == (10, 5, 20.0, 2)
+    assert (params["warmup_s"], params["duration_s"], params["tick_rate"]) == (1.0, 2.0, 20.0)
+    assert params["server_url"].startswith("http://127.0.0.1:")
+    assert report["deliveries"] > 0
+    assert report["deliveries_per_s"] == round(report["deliveries"] / 2.0)
+    assert report["loss"]["lost"] == 0 and report["loss_pct"] == 0.0
+    assert report["loss"]["owed"] > 0 and report["loss"]["poses_relayed"] > 0
+    assert report["loss"]["poses_sent"] == report["loss"]["poses_relayed"] + report["loss"]["coalesced"]
+    assert report["errors"] == [] and report["closed"] == {}
+    assert report["rooms_members"] == [5]
+    server = report["server"]
+    assert server["cpu_s"] is not None and server["cpu_s"] >= 0
+    assert report["us_per_delivered_pose"] == server["us_per_delivered_pose"]
+    assert server["rss_mb"] > 0
+    latency = report["latency_ms"]
+    assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
+    assert len(report["host"]["loadavg_start"]) == 3
+
+    started = [server["pid"], *report["loader_pids"]]
+    assert all(not psutil.pid_exists(pid) for pid in started), "the server or a loader is still running"

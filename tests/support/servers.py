@@ -82,13 +82,15 @@ StartServer = Callable[..., Awaitable[RunningServer]]
 async def serving(data_dir: Path, **overrides: Any) -> AsyncIterator[RunningServer]:
     """Run `shoal.web.create_app` on an `AppRunner` + `TCPSite` until the block exits.
 
-    Leaving the block shuts the app down as `shoal serve` does: connections get 1012.
+    It listens on a free port unless `port=` names one (to restart a server where it was). Leaving the
+    block shuts the app down as `shoal serve` does: connections get 1012.
     """
-    app = create_app(server_config(data_dir, **overrides))
+    config = server_config(data_dir, **overrides)
+    app = create_app(config)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, HOST, 0)
+        site = web.TCPSite(runner, config.host, config.port)
         await site.start()
         yield RunningServer(port=runner.addresses[0][1], engine=app[ENGINE])
     finally:

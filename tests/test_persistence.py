@@ -1,4 +1,7 @@
-"""Room state that outlives everyone leaving, a restart and a `kill -9`, through a real server and store."""
+"""Room state that outlives everyone leaving, a restart and a `kill -9`, through a real server and store.
+
+`store_url` (tests/store_fixtures.py) runs the restart test on SQLite, PostgreSQL and DynamoDB (moto) in turn.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,6 @@ import asyncio
 import random
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from shoal.client import ConnectionClosed, ShoalClient
 from shoal.protocol.messages import Ack, Error, Joined
@@ -30,12 +31,6 @@ async def acked(client: ShoalClient, seq: int) -> None:
 
 def entities_by_id(joined: Joined) -> dict[str, Any]:
     return {entity.id: entity for entity in joined.entities}
-
-
-@pytest.fixture(params=["sqlite"])
-def store_url(request: pytest.FixtureRequest) -> str:
-    """Each backend in turn (the default SQLite store is the empty URL)."""
-    return {"sqlite": ""}[request.param]
 
 
 async def test_scene_survives_everyone_leaving_and_a_restart(tmp_path: Path, store_url: str) -> None:

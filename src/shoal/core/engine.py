@@ -64,6 +64,8 @@ from shoal.protocol.messages import (
     Welcome,
 )
 
+EntityRequest = EntityCreate | EntityUpdate | EntityDelete | EntityClaim | EntityRelease
+
 ROOM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.~:-]*")
 """Room names: letters, digits and `_ . ~ : -`, starting with a letter or digit (URL-safe as-is)."""
 
@@ -138,11 +140,11 @@ class Engine:
             Leave: self._on_leave,  # type: ignore[dict-item]
             Ping: self._on_ping,  # type: ignore[dict-item]
             AppMessage: self._on_send,  # type: ignore[dict-item]
-            EntityCreate: self._on_entity_create,  # type: ignore[dict-item]
-            EntityUpdate: self._on_entity_update,  # type: ignore[dict-item]
-            EntityDelete: self._on_entity_delete,  # type: ignore[dict-item]
-            EntityClaim: self._on_entity_claim,  # type: ignore[dict-item]
-            EntityRelease: self._on_entity_release,  # type: ignore[dict-item]
+            EntityCreate: self._on_entity_request,  # type: ignore[dict-item]
+            EntityUpdate: self._on_entity_request,  # type: ignore[dict-item]
+            EntityDelete: self._on_entity_request,  # type: ignore[dict-item]
+            EntityClaim: self._on_entity_request,  # type: ignore[dict-item]
+            EntityRelease: self._on_entity_request,  # type: ignore[dict-item]
         }
 
     # ---- events from the transport ---------------------------------------------------------------
@@ -440,68 +442,38 @@ class Engine:
 
     # ---- entities ------------------------------------------------------------------------------------
 
-    def _on_entity_create(self, member: Member, message: EntityCreate, now: float) -> list[Action]:
+    def _on_entity_request(self, member: Member, message: EntityRequest, now: float) -> list[Action]:
+        """Create, update, delete, claim or release an entity; a refused request changes nothing."""
         room = member.room
-        entity_id = message.id or self._new_entity_id()
+        seq = None if type(message) is EntityClaim else message.seq  # type: ignore[union-attr]
         actions: list[Action] = []
         try:
             if room is None:
-                raise EntityRefused(ErrorCode.NOT_IN_ROOM, "join a room before creating entities")
-            if message.rot is not None:
-                message.rot = unit_quaternion(message.rot)
-            new_stored_room = message.persistent and room.name not in self.stored_rooms
-            if new_stored_room and len(self.stored_rooms) >= self.limits.max_stored_rooms:
-                raise EntityRefused(ErrorCode.QUOTA_EXCEEDED, "the server stores no more rooms")
-            entity = room.entities.create(member.id, message, entity_id)
+                raise EntityRefused(ErrorCode.NOT_IN_ROOM, "join a room before using entities")
+            entities = room.entities
+            if type(message) is EntityCreate:
+                if message.rot is not None:
+                    message.rot = unit_quaternion(message.rot)
+                new_stored_room = message.persistent and room.name not in self.stored_rooms
+                if new_stored_room and len(self.stored_rooms) >= self.limits.max_stored_rooms:
+                    raise EntityRefused(ErrorCode.QUOTA_EXCEEDED, "the server stores no more rooms")
+                entity = entities.create(member.id, message, message.id or self._new_entity_id())
+                if new_stored_room:
+                    actions += self._remember_room(room, now)
+            elif type(message) is EntityUpdate:
+                rot = None if message.rot is None else unit_quaternion(message.rot)
+                entity = entities.update(member.id, message, rot)
+            elif type(message) is EntityDelete:
+                entity = entities.delete(member.id, message.id)
+            elif type(message) is EntityRelease:
+                entity = entities.release(member.id, message.id)
+            else:
+                granted, entity = entities.claim(member.id, message.id)
+                result = self._reply(member, ClaimResult(id=entity.id, granted=granted, owner=entity.owner))
+                return [*self._changed(member, room, entity, None), result] if granted else [result]
         except (EntityRefused, InvalidPose) as refusal:
-            return self._refuse(member, refusal, message, message.seq, now)
-        if new_stored_room:
-            actions += self._remember_room(room, now)
-        return actions + self._changed(member, room, entity, message.seq)
-
-    def _on_entity_update(self, member: Member, message: EntityUpdate, now: float) -> list[Action]:
-        room = member.room
-        try:
-            if room is None:
-                raise EntityRefused(ErrorCode.NOT_IN_ROOM, "join a room before changing entities")
-            rot = None if message.rot is None else unit_quaternion(message.rot)
-            entity = room.entities.update(member.id, message, rot)
-        except (EntityRefused, InvalidPose) as refusal:
-            return self._refuse(member, refusal, message, message.seq, now)
-        return self._changed(member, room, entity, message.seq)
-
-    def _on_entity_delete(self, member: Member, message: EntityDelete, now: float) -> list[Action]:
-        room = member.room
-        try:
-            if room is None:
-                raise EntityRefused(ErrorCode.NOT_IN_ROOM, "join a room before deleting entities")
-            entity = room.entities.delete(member.id, message.id)
-        except EntityRefused as refusal:
-            return self._refuse(member, refusal, message, message.seq, now)
-        return self._changed(member, room, entity, message.seq, deleted=True)
-
-    def _on_entity_claim(self, member: Member, message: EntityClaim, now: float) -> list[Action]:
-        room = member.room
-        try:
-            if room is None:
-                raise EntityRefused(ErrorCode.NOT_IN_ROOM, "join a room before claiming entities")
-            granted, entity = room.entities.claim(member.id, message.id)
-        except EntityRefused as refusal:
-            return self._refuse(member, refusal, message, None, now)
-        result = self._reply(member, ClaimResult(id=entity.id, granted=granted, owner=entity.owner))
-        if not granted:
-            return [result]
-        return [*self._changed(member, room, entity, None), result]
-
-    def _on_entity_release(self, member: Member, message: EntityRelease, now: float) -> list[Action]:
-        room = member.room
-        try:
-            if room is None:
-                raise EntityRefused(ErrorCode.NOT_IN_ROOM, "join a room before releasing entities")
-            entity = room.entities.release(member.id, message.id)
-        except EntityRefused as refusal:
-            return self._refuse(member, refusal, message, message.seq, now)
-        return self._changed(member, room, entity, message.seq)
+            return self._refuse(member, refusal, message, seq, now)
+        return actions + self._changed(member, room, entity, seq, deleted=type(message) is EntityDelete)
 
     def _changed(
         self, member: Member, room: Room, entity: Entity, seq: int | None, deleted: bool = False

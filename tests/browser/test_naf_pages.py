@@ -3,6 +3,8 @@
 The real NAF 0.14.3 bundle, A-Frame 1.8.0 and the socket.io 4.8.1 client (vendored from npm tarballs) run
 `/examples/naf/basic.html` (adapter `socketio`), `basic-uws.html` (adapter `uws`) and
 `basic-persistent.html`. Assertions read NAF's own state in each page (`NAF.entities`, A-Frame attributes).
+The `chromium` fixture is this module's own, so the file needs nothing beyond tests/conftest.py and
+tests/support/.
 """
 
 from __future__ import annotations
@@ -17,12 +19,30 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 
+from support.ci import require
 from support.servers import RunningServer, running_server_process
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
 
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's; never a browser Playwright downloads
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking"]
 SMALL = {"width": 320, "height": 200}  # software WebGL on two cores: keep the frames cheap
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Browser]:
+    """Headless Chromium via Playwright: skipped when either is missing, a failure under CI=true."""
+    require(CHROMIUM.exists(), f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        require(False, "Playwright is not installed (pip install -e '.[test]')")
+        raise
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
 
 
 @contextlib.asynccontextmanager
@@ -56,10 +76,10 @@ NEAR = """(() => { const e = NAF.entities.getEntity(arg.id);
 
 @pytest.mark.parametrize("page_name", ["basic.html", "basic-uws.html"])
 async def test_two_pages_see_each_other_move_and_a_late_joiner_gets_the_state_from_the_server(
-    browser: Browser, server: RunningServer, page_name: str
+    chromium: Browser, server: RunningServer, page_name: str
 ) -> None:
     url = f"{server.url}/examples/naf/{page_name}"
-    async with naf_page(browser, url) as a, naf_page(browser, url) as b:
+    async with naf_page(chromium, url) as a, naf_page(chromium, url) as b:
         a_rig = await a.evaluate(RIG_ID)
         b_rig = await b.evaluate(RIG_ID)
         await until(b, "NAF.entities.hasEntity(arg)", a_rig)
@@ -75,20 +95,20 @@ async def test_two_pages_see_each_other_move_and_a_late_joiner_gets_the_state_fr
         await debugger.send("Debugger.enable")
         await debugger.send("Debugger.pause")
         try:
-            async with naf_page(browser, url) as c:
+            async with naf_page(chromium, url) as c:
                 await until(c, NEAR, {"id": a_rig, "x": 5, "y": 0, "z": -3}, timeout=15)
                 await until(c, NEAR, {"id": b_rig, "x": -2, "y": 0, "z": 4})
         finally:
             await debugger.send("Debugger.resume")
 
 
-async def test_a_persistent_entity_outlives_its_page_and_a_kill_9(browser: Browser, tmp_path: Path) -> None:
+async def test_a_persistent_entity_outlives_its_page_and_a_kill_9(chromium: Browser, tmp_path: Path) -> None:
     """basic-persistent.html: a click recolours the sphere and takes it over. The page leaves, the server
     is killed (SIGKILL) and restarted on the same data; a new page sees the colour."""
     data = str(tmp_path / "data")
     sphere = "document.querySelector('#sphere')"
     with running_server_process("--data", data) as first:
-        async with naf_page(browser, f"{first.url}/examples/naf/basic-persistent.html") as a:
+        async with naf_page(chromium, f"{first.url}/examples/naf/basic-persistent.html") as a:
             await until(a, f"{sphere}.components.networked")
             await a.evaluate(f"{sphere}.emit('click')")  # NAF's color-changer: new colour + takeOwnership
             colour = await until(a, f"NAF.utils.isMine({sphere}) && {sphere}.getAttribute('material').color")
@@ -98,7 +118,7 @@ async def test_a_persistent_entity_outlives_its_page_and_a_kill_9(browser: Brows
         first.wait_exit(5)
 
     with running_server_process("--data", data) as second:
-        async with naf_page(browser, f"{second.url}/examples/naf/basic-persistent.html") as b:
+        async with naf_page(chromium, f"{second.url}/examples/naf/basic-persistent.html") as b:
             await until(b, f"{sphere}.getAttribute('material').color === arg", colour, timeout=15)
 
 

@@ -27,7 +27,14 @@ def unit_quaternion(rot: Quaternion) -> Quaternion:
     return (x / norm, y / norm, z / norm, w / norm)
 
 
+_UNIT_SQUARED_TOLERANCE = 2e-9
+"""|norm - 1| < 1e-9 (what `unit_quaternion` leaves alone) is |norm^2 - 1| < 2e-9, to within 1e-18."""
+
+
 def _unit(transform: Transform) -> Transform:
+    x, y, z, w = transform.rot
+    if abs(x * x + y * y + z * z + w * w - 1.0) < _UNIT_SQUARED_TOLERANCE:  # the usual case: no sqrt, no copy
+        return transform
     rot = unit_quaternion(transform.rot)
     return transform if rot is transform.rot else Transform(transform.pos, rot)
 

@@ -35,7 +35,11 @@ class Connection(Generic[Owner]):
         return self.transport.get_write_buffer_size()
 
     def write(self, wire: bytes) -> None:
-        self.transport.write(wire)
+        """Queue `wire` on the socket. Does nothing once the socket is closing: the peer may be gone
+        before its handler has cleaned up, and writing then would raise (uvloop) or warn (asyncio)."""
+        transport = self.transport
+        if not transport.is_closing():
+            transport.write(wire)
 
     def close(self, code: int, reason: str) -> None:
         """Start a close handshake with `code`; abort the socket if the peer does not answer in time.

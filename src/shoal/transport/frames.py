@@ -13,6 +13,7 @@ import struct
 _FIN = 0x80
 TEXT = 0x1
 BINARY = 0x2
+PING = 0x9
 
 
 def encode_frame(payload: bytes, binary: bool = False) -> bytes:
@@ -26,3 +27,7 @@ def encode_frame(payload: bytes, binary: bool = False) -> bytes:
     else:
         header = struct.pack("!BBQ", first, 127, length)
     return header + payload
+
+
+EMPTY_PING = bytes((_FIN | PING, 0))
+"""A ping without payload (RFC 6455 section 5.5.2); peers must answer it with a pong."""

@@ -20,6 +20,8 @@ from shoal.protocol.codec import JSON
 from shoal.protocol.errors import CloseCode
 from shoal.transport.connection import Connection
 from shoal.transport.frames import encode_frame
+from shoal.transport.heartbeat import Heartbeat
+from shoal.transport.inbound import deliver_directly
 
 if TYPE_CHECKING:
     from shoal.persistence import Persistence
@@ -48,11 +50,13 @@ class WebSocketTransport:
         if not self._accepting:
             raise web.HTTPServiceUnavailable(reason="server is shutting down")
         limits = self.engine.limits
+        max_msg_size = limits.max_message_bytes + 1  # aiohttp refuses a message of max_msg_size bytes
         ws = web.WebSocketResponse(
             protocols=SUBPROTOCOLS,
-            heartbeat=limits.ping_interval,
+            heartbeat=None,  # `Heartbeat` pings instead, at no cost per message
+            autoping=False,  # pings and pongs come to the loop below
             compress=False,  # per-message deflate costs ~2.5x CPU on pose traffic
-            max_msg_size=limits.max_message_bytes + 1,  # aiohttp refuses a message of max_msg_size bytes
+            max_msg_size=max_msg_size,
             decode_text=False,  # msgspec decodes bytes directly
         )
         if not ws.can_prepare(request).ok:
@@ -72,17 +76,34 @@ class WebSocketTransport:
         self.connections.add(connection)
         bound = log.bind(member=member.id, peer=address)
         bound.info("connected")
-        engine, perform = self.engine, self.perform
+        engine = self.engine
+        heartbeat = Heartbeat(connection, limits.ping_interval)
+
+        def receive(frame: bytes, binary: bool) -> None:
+            """One data message: to the engine, and its actions out. A bug costs this connection only."""
+            if connection.closing:  # the server is closing it: frames still in flight are dropped
+                return
+            now = time.time()
+            try:
+                actions = engine.receive(member, frame, now, binary)
+                if actions:
+                    self.perform(actions, now)
+            except Exception:
+                bound.exception("connection_failed")
+                connection.close(CloseCode.INTERNAL_ERROR, "internal error")
+
+        # From here data messages arrive in `receive` straight from the socket's read callback; the
+        # loop below gets them only if this aiohttp does not allow that (see transport/inbound.py).
+        deliver_directly(ws, request, max_msg_size, receive, heartbeat.pong)
         try:
             async for message in ws:
                 kind = message.type
                 if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
-                    if connection.closing:  # the server is closing it: frames still in flight are dropped
-                        continue
-                    now = time.time()
-                    actions = engine.receive(member, message.data, now, kind is WSMsgType.BINARY)
-                    if actions:
-                        perform(actions, now)
+                    receive(message.data, kind is WSMsgType.BINARY)
+                elif kind is WSMsgType.PING:
+                    await ws.pong(message.data)
+                elif kind is WSMsgType.PONG:
+                    heartbeat.pong()
                 elif kind is WSMsgType.ERROR:
                     error = ws.exception()
                     if isinstance(error, WebSocketError):  # aiohttp closed it: too big, bad frame, ...
@@ -92,6 +113,7 @@ class WebSocketTransport:
             bound.exception("connection_failed")
             connection.close(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
+            heartbeat.stop()
             self.connections.discard(connection)
             connection.closing = True
             self.perform(engine.disconnect(member, time.time()), time.time())

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import structlog
 
 from shoal.core.actions import AckWhenDurable, Action, LoadRoom, PersistEntity, PersistPosition, PersistRoom, Send
-from shoal.core.engine import Engine
+from shoal.core.engine import ROOM_NAME, Engine
 from shoal.protocol.errors import ErrorCode
 from shoal.protocol.messages import Ack, Error
 from shoal.store.base import EntityRecord, PositionRecord, Store
@@ -37,8 +37,9 @@ class Persistence:
         self._loads: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        """Learn which rooms have stored state (for the stored-rooms quota)."""
-        self.engine.stored_rooms.update(await self.store.list_rooms())
+        """Learn which native rooms have stored state (for the stored-rooms quota). Dialect rooms are stored
+        under names no native room can have (`~naf:...`) and are not counted."""
+        self.engine.stored_rooms.update(name for name in await self.store.list_rooms() if ROOM_NAME.fullmatch(name))
 
     def carry_out(self, action: Action) -> None:
         """Handle one storage action. Never blocks: writes are queued, loads and acks are tasks/callbacks."""

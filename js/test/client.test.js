@@ -205,6 +205,19 @@ describe('presence and poses', () => {
     assert.ok(Math.abs(poses[0].t - client.serverNow()) < 1000);
   });
 
+  test('a pose equal to the last one is not sent again', async () => {
+    const { client, socket } = await joinedClient();
+    client.setPose({ head: { pos: [0, 1.6, 0], rot: [0, 0, 0, 1] } });
+    await waitFor(() => socket.sentOfType('pose').length === 1, 'a pose');
+    for (let i = 0; i < 5; i += 1) {
+      client.setPose({ head: { pos: [0, 1.6, 0], rot: [0, 0, 0, 1] } }); // a new object, same numbers
+      await new Promise((resolve) => setTimeout(resolve, 6));
+    }
+    assert.equal(socket.sentOfType('pose').length, 1);
+    client.setPose({ head: { pos: [0, 1.6, 0], rot: [0, 0, 0, 1] }, left: { pos: [0, 1, 0], rot: [0, 0, 0, 1] } });
+    await waitFor(() => socket.sentOfType('pose').length === 2, 'the pose with a hand');
+  });
+
   test('tick poses reach the interpolation buffers; our own is skipped', async () => {
     const { client, socket } = await joinedClient('lobby', [{ id: 2, name: 'Bob', color: '#4363d8' }]);
     const events = [];

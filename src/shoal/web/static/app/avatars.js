@@ -5,7 +5,8 @@ import * as THREE from 'three';
 import { contactShadow } from './scene.js';
 
 const HEAD_RADIUS = 0.13;
-const NAME_TAG_HEIGHT = 0.13; // metres: legible from across the room
+const NAME_TAG_HEIGHT = 0.13; // metres, up close
+const NAME_TAG_GROWS_BEYOND = 2.5; // metres away; further off the tag grows (up to 3x) so it stays legible
 const _euler = new THREE.Euler(0, 0, 0, 'YXZ');
 
 /** One member's avatar. `root` holds everything, in world coordinates. */
@@ -34,15 +35,21 @@ export class AvatarView {
     this.root.add(this.hands.left, this.hands.right);
 
     this.tag = nameTag(member.name, member.color);
+    this.tagAspect = this.tag.scale.x / this.tag.scale.y;
     this.root.add(this.tag);
 
     this.shadow = contactShadow(0, 0, 0.6, 0.6);
     this.root.add(this.shadow);
   }
 
-  /** Place the avatar at `pose` ({head, left?, right?}); a missing hand is hidden. */
-  update(pose) {
-    if (!pose) return;
+  /**
+   * Place the avatar at `pose` ({head, left?, right?}) as seen from `viewer` (a world position); a missing
+   * hand is hidden. True if anything moved.
+   */
+  update(pose, viewer) {
+    const scaled = this.scaleTag(viewer);
+    if (!pose || pose === this.drawn) return scaled; // the interpolation buffer hands back the same pose at rest
+    this.drawn = pose;
     const [x, y, z] = pose.head.pos;
     this.head.position.set(x, y, z);
     this.head.quaternion.fromArray(pose.head.rot);
@@ -62,6 +69,17 @@ export class AvatarView {
       }
     }
     this.root.visible = true;
+    this.scaleTag(viewer);
+    return true;
+  }
+
+  /** Keep the name tag readable from afar: past a few metres it grows with distance. True if it changed. */
+  scaleTag(viewer) {
+    const factor = Math.min(3, Math.max(1, this.tag.position.distanceTo(viewer) / NAME_TAG_GROWS_BEYOND));
+    if (Math.abs(factor - (this.tagFactor ?? 0)) < 0.01) return false;
+    this.tagFactor = factor;
+    this.tag.scale.set(this.tagAspect * NAME_TAG_HEIGHT * factor, NAME_TAG_HEIGHT * factor, 1);
+    return true;
   }
 
   dispose() {
@@ -146,9 +164,10 @@ export function nameTag(name, color) {
 
 /** Every remote member's avatar, kept in step with the SDK's presence events. */
 export class Avatars {
-  constructor(scene, client) {
+  constructor(scene, client, invalidate = () => {}) {
     this.scene = scene;
     this.client = client;
+    this.invalidate = invalidate;
     /** @type {Map<number, AvatarView>} */
     this.views = new Map();
     client.on('member_joined', ({ member }) => this.add(member));
@@ -160,6 +179,7 @@ export class Avatars {
     const view = new AvatarView(member);
     this.views.set(member.id, view);
     this.scene.add(view.root);
+    this.invalidate();
   }
 
   remove(id) {
@@ -168,11 +188,14 @@ export class Avatars {
     this.views.delete(id);
     this.scene.remove(view.root);
     view.dispose();
+    this.invalidate();
   }
 
-  /** Once per frame: move every avatar to its interpolated pose. */
-  update() {
+  /** Once per frame: move every avatar to its interpolated pose, as seen from `viewer`. True if any moved. */
+  update(viewer) {
     const now = this.client.serverNow();
-    for (const view of this.views.values()) view.update(this.client.remotePose(view.id, now));
+    let moved = false;
+    for (const view of this.views.values()) moved = view.update(this.client.remotePose(view.id, now), viewer) || moved;
+    return moved;
   }
 }

@@ -19,7 +19,7 @@ export class DesktopControls {
    * @param {{camera: THREE.Camera, canvas: HTMLCanvasElement, objects: import('./objects.js').SharedObjects,
    *          crosshair: HTMLElement}} options
    */
-  constructor({ camera, canvas, objects, crosshair }) {
+  constructor({ camera, canvas, objects, crosshair, invalidate }) {
     this.camera = camera;
     this.objects = objects;
     this.enabled = true;
@@ -33,6 +33,7 @@ export class DesktopControls {
     this.keys = new Set();
     this.raycaster = new THREE.Raycaster();
 
+    this.look.addEventListener('change', invalidate);
     this.look.addEventListener('lock', () => (crosshair.hidden = false));
     this.look.addEventListener('unlock', () => (crosshair.hidden = true));
     window.addEventListener('keydown', (event) => {
@@ -77,9 +78,9 @@ export class DesktopControls {
     return this.raycaster.intersectObjects(this.objects.pickable(), false)[0]?.object ?? null;
   }
 
-  /** Once per frame: walk and turn from the keys held down. */
+  /** Once per frame: walk and turn from the keys held down. True if the camera moved. */
   update(dt) {
-    if (!this.enabled) return;
+    if (!this.enabled) return false;
     this.aim();
     let forward = 0;
     let right = 0;
@@ -101,6 +102,7 @@ export class DesktopControls {
     }
     const turn = (this.keys.has('KeyQ') ? 1 : 0) - (this.keys.has('KeyE') ? 1 : 0);
     if (turn !== 0) this.camera.rotateOnWorldAxis(THREE.Object3D.DEFAULT_UP, turn * TURN_SPEED * dt);
+    return length > 0 || turn !== 0;
   }
 }
 

@@ -23,7 +23,9 @@ let room = null; // {client, avatars, objects, desktop, xr} once joined
 world.renderer.setAnimationLoop((time) => {
   timer.update(time);
   const dt = Math.min(timer.getDelta(), 0.1); // a stalled tab must not teleport anyone
-  if (room) update(room, dt);
+  const moved = room ? update(room, dt) : false;
+  if (!moved && !world.dirty && !world.renderer.xr.isPresenting) return; // nothing new to draw
+  world.dirty = false;
   world.renderer.render(world.scene, world.camera);
   frames += 1;
 });
@@ -31,8 +33,8 @@ world.renderer.setAnimationLoop((time) => {
 /** Connect, join the chosen room and build everything that depends on it. Throws if the server refuses. */
 async function enter({ room: name, name: displayName, color }) {
   const client = new ShoalClient({ name: displayName, color, token: sessionStorage.getItem(TOKEN_KEY) ?? undefined });
-  const avatars = new Avatars(world.scene, client);
-  const objects = new SharedObjects(world.scene, client);
+  const avatars = new Avatars(world.scene, client, world.invalidate);
+  const objects = new SharedObjects(world.scene, client, world.invalidate);
   const hud = new Hud(client);
   client.on('error', (error) => console.warn('server:', error.code, error.message));
   let joined;
@@ -46,6 +48,7 @@ async function enter({ room: name, name: displayName, color }) {
     throw error;
   }
   placeAtSeat(world.camera, joined.members.length - 1);
+  world.invalidate();
   hideLobby(name);
   hud.show(name);
   objects.seedIfEmpty();
@@ -54,6 +57,7 @@ async function enter({ room: name, name: displayName, color }) {
     canvas: world.renderer.domElement,
     objects,
     crosshair: document.getElementById('crosshair'),
+    invalidate: world.invalidate,
   });
   const xr = new XRControls({ ...world, objects, color, buttons: document.getElementById('xr-buttons') });
   exposeDebugHook({ client, avatars, objects, camera: world.camera, renderer: world.renderer, frames: () => frames });
@@ -61,16 +65,19 @@ async function enter({ room: name, name: displayName, color }) {
   return { client, avatars, objects, desktop, xr };
 }
 
+/** One frame of the room; true if anything on screen moved. */
 function update({ client, avatars, objects, desktop, xr }, dt) {
   desktop.enabled = !xr.presenting;
-  desktop.update(dt);
+  const walked = desktop.update(dt);
   xr.update(dt);
   client.setPose(localPose(desktop, xr));
-  objects.update(dt);
-  avatars.update();
+  const objectsMoved = objects.update(dt);
+  const avatarsMoved = avatars.update(world.camera.getWorldPosition(_viewer));
+  return walked || objectsMoved || avatarsMoved;
 }
 
 const _position = new THREE.Vector3();
+const _viewer = new THREE.Vector3();
 const _rotation = new THREE.Quaternion();
 const _yaw = new THREE.Quaternion();
 const _euler = new THREE.Euler(0, 0, 0, 'YXZ');

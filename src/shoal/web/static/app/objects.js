@@ -42,9 +42,10 @@ const _quaternion = new THREE.Quaternion();
 const _scale = new THREE.Vector3();
 
 export class SharedObjects {
-  constructor(scene, client) {
+  constructor(scene, client, invalidate = () => {}) {
     this.scene = scene;
     this.client = client;
+    this.invalidate = invalidate;
     /** @type {Map<string, THREE.Mesh>} */
     this.views = new Map();
     /** What we carry: entity id -> {holder: Object3D, offset: Matrix4 (the entity in the holder's frame)}. */
@@ -96,6 +97,7 @@ export class SharedObjects {
     this.scene.remove(mesh);
     mesh.geometry.dispose();
     mesh.material.dispose();
+    this.invalidate();
   }
 
   /** Colour from `props.color`; a glow in the holder's colour while someone else owns it. */
@@ -106,13 +108,18 @@ export class SharedObjects {
     const holder = entity.owner !== undefined && entity.owner !== this.client.id ? this.client.members.get(entity.owner) : null;
     mesh.material.emissive.set(holder ? holder.color : '#000000');
     mesh.material.emissiveIntensity = holder ? 0.35 : 0;
+    mesh.userData.drawn = null; // the change may have moved it too
+    this.invalidate();
   }
 
+  /** Put `mesh` at `transform`; true if that moved it (the SDK hands back the same object at rest). */
   place(mesh, transform) {
-    if (!transform) return;
+    if (!transform || transform === mesh.userData.drawn) return false;
+    mesh.userData.drawn = transform;
     mesh.position.fromArray(transform.pos);
     mesh.quaternion.fromArray(transform.rot);
     if (transform.scale) mesh.scale.fromArray(transform.scale);
+    return true;
   }
 
   /** Meshes a pointer can hit, for raycasting. */
@@ -158,17 +165,24 @@ export class SharedObjects {
     }
   }
 
-  /** Once per frame: carried and falling objects follow us (streamed to the room), the rest the SDK. */
+  /** Once per frame: carried and falling objects follow us (streamed to the room), the rest the SDK. True if any moved. */
   update(dt) {
     const client = this.client;
     const now = client.serverNow();
+    let moved = false;
     for (const [id, mesh] of this.views) {
       const entity = client.entities.get(id);
       if (this.held.has(id) && entity?.owner !== client.id) this.held.delete(id); // someone took it over
-      if (this.held.has(id)) this.carry(id, mesh);
-      else if (this.falling.has(id)) this.fall(id, mesh, dt);
-      else this.place(mesh, client.entityTransform(id, now));
+      if (this.held.has(id) || this.falling.has(id)) {
+        mesh.userData.drawn = null;
+        if (this.held.has(id)) this.carry(id, mesh);
+        else this.fall(id, mesh, dt);
+        moved = true;
+      } else {
+        moved = this.place(mesh, client.entityTransform(id, now)) || moved;
+      }
     }
+    return moved;
   }
 
   carry(id, mesh) {

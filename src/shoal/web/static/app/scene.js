@@ -14,6 +14,9 @@ export const TABLES = [
 /**
  * Build the renderer (WebXR enabled, transparent for AR passthrough), the scene and a camera inside a rig.
  * Locomotion moves the rig; in XR the headset moves the camera within it.
+ *
+ * Outside XR the app draws a frame only when something changed (`invalidate()` or an update that moved
+ * something): an idle room costs no CPU, which laptops' fans and batteries notice.
  */
 export function createWorld(container = document.body) {
   const renderer = new THREE.WebGLRenderer({ antialias: true, alpha: true });
@@ -25,7 +28,7 @@ export function createWorld(container = document.body) {
 
   const scene = new THREE.Scene();
   scene.background = new THREE.Color(SKY);
-  scene.fog = new THREE.Fog(SKY, 14, 38);
+  scene.fog = new THREE.Fog(SKY, 8, 36);
 
   const camera = new THREE.PerspectiveCamera(70, window.innerWidth / window.innerHeight, 0.05, 100);
   placeAtSeat(camera, 0);
@@ -37,13 +40,24 @@ export function createWorld(container = document.body) {
   addLights(scene);
   const environment = addEnvironment(scene);
 
+  const world = {
+    renderer,
+    scene,
+    camera,
+    rig,
+    environment,
+    /** True when the next frame must be drawn. */
+    dirty: true,
+    invalidate: () => (world.dirty = true),
+  };
+  renderer.xr.addEventListener('sessionend', world.invalidate); // back to the desktop view
   window.addEventListener('resize', () => {
     camera.aspect = window.innerWidth / window.innerHeight;
     camera.updateProjectionMatrix();
     renderer.setSize(window.innerWidth, window.innerHeight);
+    world.invalidate();
   });
-
-  return { renderer, scene, camera, rig, environment };
+  return world;
 }
 
 const SEAT_CENTRE = new THREE.Vector3(0.3, 0, -0.4);
@@ -59,8 +73,8 @@ export function placeAtSeat(camera, index) {
   const angle = SEAT_ANGLES[index] ?? Math.random() * Math.PI * 2;
   const offset = new THREE.Vector3(Math.sin(angle), 0, Math.cos(angle)).multiplyScalar(SEAT_RADIUS);
   camera.position.copy(SEAT_CENTRE).add(offset).setY(EYE_HEIGHT);
-  const ahead = SEAT_CENTRE.clone().sub(offset); // look across the circle, slightly down
-  camera.lookAt(ahead.x, EYE_HEIGHT - 0.25, ahead.z);
+  const ahead = SEAT_CENTRE.clone().sub(offset); // look across the circle, at the faces there
+  camera.lookAt(ahead.x, EYE_HEIGHT - 0.1, ahead.z);
 }
 
 function addLights(scene) {
@@ -103,6 +117,16 @@ function addEnvironment(scene) {
     furniture.add(contactShadow(table.x, table.z, table.width + 0.3, table.depth + 0.3));
   }
   scene.add(furniture);
+
+  // a ring of columns far off: something to judge distance and direction by, softened by the fog
+  const stone = new THREE.MeshStandardMaterial({ color: 0xf1ede6, roughness: 0.9 });
+  const column = new THREE.CylinderGeometry(0.3, 0.36, 3, 20);
+  for (let i = 0; i < 16; i += 1) {
+    const angle = (i / 16) * Math.PI * 2;
+    const pillar = new THREE.Mesh(column, stone);
+    pillar.position.set(Math.sin(angle) * 13, 1.5, Math.cos(angle) * 13);
+    backdrop.add(pillar);
+  }
   return { backdrop, furniture };
 }
 

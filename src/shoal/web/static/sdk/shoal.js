@@ -157,9 +157,11 @@ export class ShoalClient extends Emitter {
 
   /**
    * Set this member's avatar pose `{head, left?, right?}` (each `{pos, rot}`). The latest one is sent at
-   * `sendRate` (the room's tick rate by default), so calling this every frame costs nothing extra.
+   * `sendRate` (the room's tick rate by default), and only if it differs from the last one, so calling
+   * this every frame costs nothing extra and a member standing still sends nothing.
    */
   setPose(pose) {
+    if (this._pose && samePose(this._pose, pose)) return;
     this._pose = pose;
     this._poseDirty = true;
   }
@@ -582,6 +584,16 @@ ShoalClient.prototype._handlers = {
     }
   },
 };
+
+function sameNumbers(a, b) {
+  return a === b || (a !== undefined && b !== undefined && a.length === b.length && a.every((value, i) => value === b[i]));
+}
+
+function samePose(a, b) {
+  return ['head', 'left', 'right'].every(
+    (part) => a[part] === b[part] || (a[part] && b[part] && sameNumbers(a[part].pos, b[part].pos) && sameNumbers(a[part].rot, b[part].rot)),
+  );
+}
 
 /** `props` with `changes` merged in: top-level keys replaced, a key set to null deleted (as the server does). */
 export function mergeProps(props, changes) {

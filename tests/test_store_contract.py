@@ -23,11 +23,13 @@ from shoal.store import (
     PositionRecord,
     RoomRecord,
     Store,
+    StoreConflict,
     StoreError,
     StoreWriter,
     open_store,
 )
 from shoal.store import sqlite as sqlite_store
+from shoal.store.accounts import AvatarRecord, BanRecord, RoomAccessRecord, SessionRecord, UserRecord
 from support.waiting import wait_until
 
 
@@ -461,3 +463,114 @@ async def test_dynamodb_batches_over_100_items_are_atomic_per_100(dynamodb_store
             await store.commit(batch)
         room = await store.load_room("studio")
         assert room is not None and len(room.entities) == 99  # the room row, then e000..e098
+
+
+# ---- accounts and room access (shoal.store.accounts) ---------------------------------------------------
+
+
+def user(user_id: str, username: str | None, **fields: object) -> UserRecord:
+    defaults: dict[str, object] = {"display_name": user_id.title(), "color": "#3cb44b", "created_at": 1_700_000_000.5}
+    return UserRecord(id=user_id, username=username, **{**defaults, **fields})  # type: ignore[arg-type]
+
+
+async def test_users_round_trip_and_usernames_stay_unique(store_url: str, tmp_path: Path) -> None:
+    ada = user("u-ada", "ada", password_hash="$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA")
+    oidc = user("o-9f", None, provider="oidc")  # accounts from an OIDC provider have no username
+    async with opened(store_url, tmp_path) as store:
+        await store.create_user(ada)
+        await store.create_user(oidc)
+        with pytest.raises(StoreConflict):
+            await store.create_user(user("u-other", "ada"))  # the name is taken
+        with pytest.raises(StoreConflict):
+            await store.create_user(user("u-ada", "someone-else"))  # the id is taken
+        with pytest.raises(StoreError, match="no user"):
+            await store.update_user(user("u-ghost", "ghost"))
+        renamed = msgspec.structs.replace(ada, display_name="Ada L.", color="#4363d8", avatar_version=2)
+        await store.update_user(renamed)
+
+    async with opened(store_url, tmp_path) as store:  # a fresh store reads what the first one wrote
+        assert await store.load_user("u-ada") == renamed
+        assert await store.find_user("ada") == renamed
+        assert await store.find_user("nobody") is None
+        assert await store.list_users() == [oidc, renamed]  # sorted by id; the refused ones are not there
+        await store.put_session(SessionRecord("u-ada", "s1", "hash", 2e9, 1e9))
+        await store.put_avatar(AvatarRecord("u-ada", "image/png", b"\x89PNG...", 2))
+        assert await store.delete_user("u-ada") is True
+        assert await store.delete_user("u-ada") is False
+        assert await store.load_user("u-ada") is None
+        assert await store.load_session("u-ada", "s1") is None
+        assert await store.load_avatar("u-ada") is None
+        await store.create_user(user("u-new", "ada"))  # the name is free again
+        assert (await store.find_user("ada")) == user("u-new", "ada")
+
+
+async def test_avatar_of_a_mebibyte_round_trips_and_a_smaller_one_replaces_it(store: Store) -> None:
+    import os
+
+    big = os.urandom(1024 * 1024)  # incompressible, larger than one DynamoDB item
+    await store.put_avatar(AvatarRecord("u-ada", "image/webp", big, 1))
+    assert await store.load_avatar("u-ada") == AvatarRecord("u-ada", "image/webp", big, 1)
+    await store.put_avatar(AvatarRecord("u-ada", "image/png", b"small", 2))
+    assert await store.load_avatar("u-ada") == AvatarRecord("u-ada", "image/png", b"small", 2)
+    assert await store.load_avatar("u-bob") is None
+
+
+async def test_sessions_rotate_and_end_one_or_all(store: Store) -> None:
+    await store.put_session(SessionRecord("u-ada", "phone", "h1", 2e9, 1e9))
+    await store.put_session(SessionRecord("u-ada", "laptop", "h2", 2e9, 1e9))
+    await store.put_session(SessionRecord("u-bob", "phone", "h3", 2e9, 1e9))
+    await store.put_session(SessionRecord("u-ada", "phone", "h1-rotated", 2.5e9, 1e9))
+    assert await store.load_session("u-ada", "phone") == SessionRecord("u-ada", "phone", "h1-rotated", 2.5e9, 1e9)
+    await store.delete_session("u-ada", "phone")
+    assert await store.load_session("u-ada", "phone") is None
+    await store.put_session(SessionRecord("u-ada", "tablet", "h4", 2e9, 1e9))
+    assert await store.delete_sessions("u-ada") == 2
+    assert await store.load_session("u-ada", "laptop") is None
+    assert await store.load_session("u-bob", "phone") == SessionRecord("u-bob", "phone", "h3", 2e9, 1e9)
+
+
+async def test_room_access_keeps_settings_roles_and_bans_per_room(store_url: str, tmp_path: Path) -> None:
+    async with opened(store_url, tmp_path) as store:
+        assert await store.load_room_access("studio") == RoomAccessRecord("studio", None, {}, [])
+        await store.put_room_settings("studio", b'{"private":true,"max_members":8}')
+        await store.put_room_role("studio", "u-ada", "owner")
+        await store.put_room_role("studio", "u-bob", "viewer")
+        await store.put_room_role("studio", "u-bob", "moderator")
+        await store.put_room_role("studio", "u-cy", "member")
+        await store.put_room_role("studio", "u-cy", None)
+        await store.put_room_role("attic", "u-cy", "owner")
+        await store.put_room_ban(BanRecord("studio", "u-eve", 1_800_000_000.5, "spam", "u-bob"))
+        await store.put_room_ban(BanRecord("studio", "addr:10.1.2.3", None, "", "u-ada"))
+        await store.put_room_ban(BanRecord("studio", "u-mal", None))
+        await store.delete_room_ban("studio", "u-mal")
+        with pytest.raises(StoreError):
+            await store.put_room_settings("studio", b"{not json")
+        assert await store.load_room_access("studio") == RoomAccessRecord(
+            "studio",
+            b'{"private":true,"max_members":8}',
+            {"u-ada": "owner", "u-bob": "moderator"},
+            [
+                BanRecord("studio", "addr:10.1.2.3", None, "", "u-ada"),
+                BanRecord("studio", "u-eve", 1.8e9 + 0.5, "spam", "u-bob"),
+            ],
+        )
+    async with opened(store_url, tmp_path) as store:
+        assert (await store.load_room_access("attic")).roles == {"u-cy": "owner"}
+        assert await store.list_rooms() == []  # access records alone do not make a stored room
+
+
+async def test_sqlite_upgrade_to_accounts_keeps_the_rooms(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:  # a database made by the first schema only
+        for statement in sqlite_store.MIGRATIONS[0]:
+            db.execute(statement)
+        db.execute("INSERT INTO entities VALUES ('studio', 'lamp', 1, '{}')")
+        db.execute("INSERT INTO rooms VALUES ('studio', x'')")
+        db.execute("PRAGMA user_version = 1")
+        db.commit()
+    async with opened(f"sqlite:///{path}", tmp_path) as store:
+        assert await store.load_room("studio") == RoomRecord("studio", b"", [EntityRecord("studio", "lamp", 1, b"{}")])
+        await store.create_user(user("u-ada", "ada"))
+        assert await store.find_user("ada") == user("u-ada", "ada")
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (len(sqlite_store.MIGRATIONS),)

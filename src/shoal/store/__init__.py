@@ -3,7 +3,16 @@
 See docs/storage.md for the durability contract, the schemas and the measured commit throughput.
 """
 
-from shoal.store.base import Batch, EntityRecord, PositionRecord, RoomRecord, Store, StoreError, open_store
+from shoal.store.base import (
+    Batch,
+    EntityRecord,
+    PositionRecord,
+    RoomRecord,
+    Store,
+    StoreConflict,
+    StoreError,
+    open_store,
+)
 from shoal.store.writer import StoreWriter, WriterStats
 
 __all__ = [
@@ -12,6 +21,7 @@ __all__ = [
     "PositionRecord",
     "RoomRecord",
     "Store",
+    "StoreConflict",
     "StoreError",
     "StoreWriter",
     "WriterStats",

@@ -7,7 +7,9 @@ A store keeps three kinds of rows, all keyed by room:
 - **positions**: the last pose of each user in a room (opaque bytes), written at most once a second.
 
 Writes only happen through `Store.commit(batch)`, one transaction per batch; reads happen when a room is
-activated. Backends: `shoal.store.sqlite` (default), `shoal.store.postgres`, `shoal.store.dynamodb`.
+activated. Accounts and room access (users, avatars, sessions, room settings, roles, bans: records in
+`shoal.store.accounts`) are written one small transaction per call instead, as people act.
+Backends: `shoal.store.sqlite` (default), `shoal.store.postgres`, `shoal.store.dynamodb`.
 """
 
 from __future__ import annotations
@@ -18,10 +20,16 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
+from shoal.store.accounts import AvatarRecord, BanRecord, RoomAccessRecord, SessionRecord, UserRecord
+
 
 class StoreError(Exception):
     """A store could not be opened, or a read or a commit failed. A failed commit wrote nothing
     (except on DynamoDB for batches over 100 items: see docs/storage.md)."""
+
+
+class StoreConflict(StoreError):
+    """A record could not be created because its key (a user id or a username) is already taken."""
 
 
 class EntityRecord(msgspec.Struct, frozen=True):
@@ -136,6 +144,65 @@ class Store(Protocol):
     async def load_positions(self, room: str) -> list[PositionRecord]:
         """The last stored pose of each user in `room`, sorted by user."""
         ...
+
+    # ---- accounts and room access (shoal.store.accounts): one small transaction per call, never batched ----
+
+    async def create_user(self, user: UserRecord) -> None:
+        """Add an account. Raises `StoreConflict` if its id or its username is taken."""
+        ...
+
+    async def update_user(self, user: UserRecord) -> None:
+        """Replace an account's display name, colour, password hash and avatar version (the username stays).
+        Raises `StoreError` if the account does not exist."""
+        ...
+
+    async def load_user(self, user_id: str) -> UserRecord | None: ...
+
+    async def find_user(self, username: str) -> UserRecord | None:
+        """The account with exactly this username, or None (callers lower-case usernames before storing them)."""
+        ...
+
+    async def list_users(self) -> list[UserRecord]:
+        """Every account, sorted by id."""
+        ...
+
+    async def delete_user(self, user_id: str) -> bool:
+        """Remove an account with its avatar and sessions; False if there was none."""
+        ...
+
+    async def put_avatar(self, avatar: AvatarRecord) -> None:
+        """Store (or replace) a user's avatar image, up to `MAX_AVATAR_BYTES`."""
+        ...
+
+    async def load_avatar(self, user_id: str) -> AvatarRecord | None: ...
+
+    async def put_session(self, session: SessionRecord) -> None:
+        """Create or replace a session (a refresh rotates its secret hash)."""
+        ...
+
+    async def load_session(self, user_id: str, session_id: str) -> SessionRecord | None: ...
+
+    async def delete_session(self, user_id: str, session_id: str) -> None: ...
+
+    async def delete_sessions(self, user_id: str) -> int:
+        """End every session of a user (password change, account deletion); returns how many there were."""
+        ...
+
+    async def load_room_access(self, room: str) -> RoomAccessRecord:
+        """The room's settings, roles and bans; a room never configured has none of them."""
+        ...
+
+    async def put_room_settings(self, room: str, settings: bytes) -> None:
+        """Store the room's settings, a JSON document. Raises `StoreError` if it is not JSON."""
+        ...
+
+    async def put_room_role(self, room: str, user_id: str, role: str | None) -> None:
+        """Give `user_id` a role in `room`, or take its role away (None)."""
+        ...
+
+    async def put_room_ban(self, ban: BanRecord) -> None: ...
+
+    async def delete_room_ban(self, room: str, user_id: str) -> None: ...
 
 
 def open_store(url: str, data_dir: Path) -> Store:

@@ -29,6 +29,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shoal.store.base import Batch, EntityRecord, PositionRecord, RoomRecord, StoreError, url_options
+from shoal.store.dynamodb_accounts import DynamoAccounts
 
 TRANSACTION_ITEMS = 100
 """DynamoDB's limit on the items of one `TransactWriteItems` call."""
@@ -39,7 +40,7 @@ _DRIVER_ERRORS = (BotoCoreError, ClientError)
 Item = dict[str, dict[str, Any]]
 
 
-class DynamoStore:
+class DynamoStore(DynamoAccounts):
     """A `Store` in three DynamoDB tables named `{prefix}rooms`, `{prefix}entities`, `{prefix}positions`."""
 
     def __init__(self, region: str | None = None, endpoint: str | None = None, prefix: str = "shoal_") -> None:
@@ -93,6 +94,8 @@ class DynamoStore:
             self.rooms_table: ("room", None),
             self.entities_table: ("room", "id"),
             self.positions_table: ("room", "user"),
+            self.accounts_table: ("pk", "sk"),
+            self.room_access_table: ("room", "sk"),
         }
         client = self._connected()
         created = []

@@ -15,7 +15,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
+from shoal.store import postgres_accounts
 from shoal.store.base import Batch, EntityRecord, PositionRecord, RoomRecord, StoreError
+from shoal.store.postgres_accounts import PostgresAccounts
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: rooms, entities, last positions
@@ -30,6 +32,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " room text NOT NULL, user_id text NOT NULL, data bytea NOT NULL, updated_at double precision NOT NULL,"
         " PRIMARY KEY (room, user_id))",
     ),
+    # 2: accounts, avatars, sessions, room settings, roles, bans
+    postgres_accounts.MIGRATION,
 )
 """Schema steps; step i is recorded as version i + 1 in `shoal_migrations`. Append, never edit."""
 
@@ -58,7 +62,7 @@ _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 
-class PostgresStore:
+class PostgresStore(PostgresAccounts):
     """A `Store` in a PostgreSQL database, in `schema` (created if missing) or the server's default one."""
 
     def __init__(self, dsn: str, schema: str | None = None, max_connections: int = 4) -> None:

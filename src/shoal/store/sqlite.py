@@ -15,7 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from shoal.store import sqlite_accounts
 from shoal.store.base import Batch, EntityRecord, PositionRecord, RoomRecord, StoreError, url_options
+from shoal.store.sqlite_accounts import SqliteAccounts
 
 T = TypeVar("T")
 
@@ -32,6 +34,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " room TEXT NOT NULL, user_id TEXT NOT NULL, data BLOB NOT NULL, updated_at REAL NOT NULL,"
         " PRIMARY KEY (room, user_id)) WITHOUT ROWID",
     ),
+    # 2: accounts, avatars, sessions, room settings, roles, bans
+    sqlite_accounts.MIGRATION,
 )
 """Schema steps; step i brings `PRAGMA user_version` from i to i + 1. Append, never edit."""
 
@@ -50,7 +54,7 @@ _PUT_POSITION = (
 )
 
 
-class SqliteStore:
+class SqliteStore(SqliteAccounts):
     """A `Store` in one SQLite file. Only one server process should use a file at a time."""
 
     def __init__(self, path: Path, synchronous: str = "full") -> None:

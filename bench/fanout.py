@@ -3,7 +3,8 @@
     python bench/fanout.py                      # 200 clients, rooms of 25, 20 Hz, 2 loaders
     python bench/fanout.py --clients 50 --duration 10 --output docs/benchmarks/run.json
 
-It starts `python -m shoal serve` as its own process (or targets `--server-url`), connects the clients
+It starts `python -m shoal serve` from this checkout's `src/` as its own process (event loop chosen by
+`--server-loop`), or targets a running server at `--server-url`, connects the clients
 from `--loaders` separate load-generator processes (`bench/_loader.py`; one Python loader saturates
 before the server does), lets every client send a head-and-hands JSON pose at `--hz` for `--warmup`
 seconds, then measures for `--duration` seconds and prints ONE JSON line.
@@ -56,6 +57,8 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 
 LOADER = Path(__file__).with_name("_loader.py")
+SOURCE_TREE = Path(__file__).parents[1] / "src"
+"""The checkout this benchmark belongs to: the server it starts runs this code, whatever is installed."""
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 SERVER_START_TIMEOUT_S = 20.0
@@ -83,7 +86,7 @@ class Target:
 
 
 @contextlib.contextmanager
-def started_server(tick_rate: float, max_members: int) -> Iterator[Target]:
+def started_server(tick_rate: float, max_members: int, loop: str) -> Iterator[Target]:
     """Run `shoal serve` on a free port of 127.0.0.1 in its own process; stop it by PID on exit.
 
     The port comes from the server's JSON `listening` log line. Logs go to a temporary file (info level:
@@ -96,9 +99,12 @@ def started_server(tick_rate: float, max_members: int) -> Iterator[Target]:
         command = [
             sys.executable, "-m", "shoal", "serve", "--host", "127.0.0.1", "--port", "0",
             "--log-level", "info", "--log-format", "json", "--tick-rate", str(tick_rate),
-            "--max-members", str(max_members), "--data", str(Path(data_dir) / "data"),
+            "--max-members", str(max_members), "--data", str(Path(data_dir) / "data"), "--loop", loop,
         ]  # fmt: skip
-        server = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+        env = dict(os.environ)
+        if (SOURCE_TREE / "shoal").is_dir():
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE_TREE), env.get("PYTHONPATH")]))
+        server = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=env)
         try:
             port = _wait_for_listening(server, log)
             yield Target(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws", server.pid)
@@ -509,6 +515,12 @@ def _raise_on_sigterm(signum: int, frame: Any) -> None:
 @click.option("--duration", default=20.0, type=click.FloatRange(1, 3600), help="Seconds measured.")
 @click.option("--drain", default=1.0, type=click.FloatRange(0.2, 60), help="Seconds to wait for late poses.")
 @click.option("--tick-rate", default=20.0, type=click.FloatRange(0.5, 240), help="Tick rate of the started server.")
+@click.option(
+    "--server-loop",
+    default="auto",
+    type=click.Choice(["auto", "asyncio", "uvloop"]),
+    help="Event loop of the started server (its --loop).",
+)
 @click.option("--server-url", default=None, help="Benchmark a running server (http://HOST:PORT) instead.")
 @click.option("--server-pid", default=None, type=int, help="PID of --server-url's process, to read its CPU.")
 @click.option("--output", default=None, type=click.Path(dir_okay=False, path_type=Path), help="Also write here.")
@@ -521,6 +533,7 @@ def main(
     duration: float,
     drain: float,
     tick_rate: float,
+    server_loop: str,
     server_url: str | None,
     server_pid: int | None,
     output: Path | None,
@@ -534,8 +547,11 @@ def main(
     if server_url:
         report = run_benchmark(running_server(server_url, server_pid), tick_rate=None, **options)
     else:
-        with started_server(tick_rate, max(room_size, 64)) as target:
+        with started_server(tick_rate, max(room_size, 64), server_loop) as target:
             report = run_benchmark(target, tick_rate=tick_rate, **options)
+        if server_loop == "auto":  # the server runs on this interpreter, so it resolves `auto` the same way
+            server_loop = "uvloop" if _has_uvloop() else "asyncio"
+        report["params"]["server_loop"] = server_loop
     line = json.dumps(report)
     if output:
         output.write_text(json.dumps(report, indent=2) + "\n")

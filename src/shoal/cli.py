@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,26 @@ def _check_store_url(ctx: click.Context, param: click.Parameter, url: str) -> st
     default=8080,
     type=click.IntRange(0, 65535),
     help="Port for HTTP and WebSockets (0 picks a free one).",
+)
+@click.option(
+    "--https",
+    envvar="SHOAL_HTTPS",
+    is_flag=True,
+    help="Serve HTTPS, which VR/AR headsets on the LAN need: a self-signed certificate kept under --data.",
+)
+@click.option(
+    "--cert",
+    "cert_file",
+    envvar="SHOAL_TLS_CERT",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Serve HTTPS with this certificate chain (PEM) instead of a self-signed one.",
+)
+@click.option(
+    "--key",
+    "key_file",
+    envvar="SHOAL_TLS_KEY",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The private key (PEM) of --cert.",
 )
 @click.option(
     "--data",
@@ -122,6 +143,9 @@ def _check_store_url(ctx: click.Context, param: click.Parameter, url: str) -> st
 def serve(
     host: str,
     port: int,
+    https: bool,
+    cert_file: Path | None,
+    key_file: Path | None,
     data_dir: Path,
     store_url: str,
     tick_rate: float,
@@ -158,14 +182,40 @@ def serve(
         server_name=server_name,
         limits=limits,
     )
+    from shoal import tls  # imported late, like the server: --help needs neither
     from shoal.server import serve as run  # imported late: aiohttp is not needed for --help
 
+    lan = tls.lan_addresses()
+    ssl_context = _tls_context(https, cert_file, key_file, data_dir, lan)
+
+    def announce(bound_port: int) -> None:
+        click.echo(tls.startup_notice(ssl_context is not None, host, bound_port, lan))
+
     try:
-        _loop_runner(loop_name)(run(config))
+        _loop_runner(loop_name)(run(config, ssl_context=ssl_context, on_listening=announce))
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     except StoreError as exc:
         raise click.ClickException(f"cannot open the store: {exc}") from None
+
+
+def _tls_context(
+    https: bool, cert_file: Path | None, key_file: Path | None, data_dir: Path, lan: list[str]
+) -> ssl.SSLContext | None:
+    """The TLS context for `--https` or `--cert`/`--key`, or None for plain HTTP. A self-signed certificate
+    for localhost and the `lan` addresses is made under `data_dir/tls` when needed."""
+    from shoal import tls
+
+    if cert_file is None and key_file is None and not https:
+        return None
+    if (cert_file is None) != (key_file is None):
+        raise click.UsageError("--cert and --key go together")
+    if cert_file is None or key_file is None:
+        cert_file, key_file = tls.self_signed_certificate(data_dir / "tls", tls.certificate_hosts(lan))
+    try:
+        return tls.server_context(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise click.ClickException(f"cannot use the certificate {cert_file} with key {key_file}: {exc}") from None
 
 
 def _loop_runner(loop_name: str) -> Callable[[Coroutine[Any, Any, None]], None]:

@@ -1,13 +1,14 @@
 """The Python client SDK (asyncio): connect, hello, join, send poses and messages, iterate events.
 
-    async with await ShoalClient.connect("ws://127.0.0.1:8080/ws", name="Ada") as client:
+    async with await ShoalClient.connect("ws://127.0.0.1:8080/ws", name="Ada", binary=True) as client:
         joined = await client.join("lobby")
         await client.send_pose(head=((0, 1.6, 0), (0, 0, 0, 1)))
         async for event in client:
             print(event)
 
 Events are the protocol's server messages as msgspec Structs (`Tick`, `MemberJoined`, `Relay`, ...).
-Tests, bots and the benchmark use this client.
+With `binary=True` it offers the compact binary protocol (`shoal.v1.bin`) and falls back to JSON when the
+server does not pick it. Tests, bots and the benchmark use this client.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from typing import Any, TypeVar
 import aiohttp
 import msgspec
 
+from shoal.protocol import binary as wire
+from shoal.protocol.codec import JSON
 from shoal.protocol.messages import (
     Error,
     Joined,
     Left,
     MemberPose,
     Pong,
+    Pose,
     ServerMessage,
     ServerMessages,
     Transform,
@@ -63,7 +67,7 @@ def _transform(value: TransformLike) -> Transform:
 
 
 class ShoalClient:
-    """One connection to a Shoal server speaking protocol v1 in JSON.
+    """One connection to a Shoal server speaking protocol v1, in JSON or binary frames (`binary`).
 
     Requests that expect an answer (`join`, `leave`, `ping`) read until it arrives; messages that
     arrive meanwhile are kept, in order, for iteration. Use `connect()` to create one.
@@ -76,6 +80,8 @@ class ShoalClient:
         self._pending: collections.deque[ServerMessage] = collections.deque()
         self._decoder = msgspec.json.Decoder(ServerMessages)
         self._encoder = msgspec.json.Encoder()
+        self.binary = ws.protocol == wire.SUBPROTOCOL
+        """True when the server accepted the binary protocol (`shoal.v1.bin`)."""
         self.welcome: Welcome | None = None
         self.room: str | None = None
 
@@ -89,8 +95,12 @@ class ShoalClient:
         resume: str | None = None,
         session: aiohttp.ClientSession | None = None,
         timeout: float = 10.0,
+        binary: bool = False,
     ) -> ShoalClient:
         """Open the WebSocket, send `hello` and wait for `welcome`.
+
+        With `binary`, offer `shoal.v1.bin` before `shoal.v1.json`: poses and ticks then travel compact
+        (see `binary` on the client for what the server chose).
 
         `resume` is the `resume_token` of an earlier session that dropped: if it is still resumable the
         server restores its id and room (`welcome.resumed`, then a `joined` to read with `expect`).
@@ -100,7 +110,7 @@ class ShoalClient:
         try:
             ws = await session.ws_connect(
                 url,
-                protocols=("shoal.v1.json",),
+                protocols=(wire.SUBPROTOCOL, JSON.subprotocol) if binary else (JSON.subprotocol,),
                 compress=0,
                 heartbeat=None,
                 max_msg_size=16 * 1024 * 1024,
@@ -162,14 +172,17 @@ class ShoalClient:
         t: float | None = None,
     ) -> None:
         """Send this avatar's pose: each part is a `Transform` or `((x, y, z), (qx, qy, qz, qw))`."""
-        message: dict[str, Any] = {"type": "pose", "head": _transform(head)}
-        if left is not None:
-            message["left"] = _transform(left)
-        if right is not None:
-            message["right"] = _transform(right)
-        if t is not None:
-            message["t"] = t
-        await self.send_raw(message)
+        pose = Pose(
+            head=_transform(head),
+            left=None if left is None else _transform(left),
+            right=None if right is None else _transform(right),
+            t=t,
+        )
+        if self.binary:
+            await self._ws.send_bytes(wire.encode_pose(pose))
+            return
+        message = msgspec.structs.asdict(pose)  # as JSON, without the absent parts
+        await self.send_raw({"type": "pose", **{key: value for key, value in message.items() if value is not None}})
 
     async def send(self, topic: str, data: Any = None, to: int | None = None) -> None:
         """Send an application message to the room, or to the member `to`."""
@@ -179,8 +192,13 @@ class ShoalClient:
         await self.send_raw(message)
 
     async def send_raw(self, message: Any) -> None:
-        """Send any JSON-encodable object as one text frame (for tests of the protocol itself)."""
-        await self._ws.send_str(self._encoder.encode(message).decode())
+        """Send any JSON-encodable object as one message: a text frame, or on a binary connection a binary
+        frame with the JSON tag (for tests of the protocol itself)."""
+        encoded = self._encoder.encode(message)
+        if self.binary:
+            await self._ws.send_bytes(bytes((wire.TAG_JSON,)) + encoded)
+        else:
+            await self._ws.send_str(encoded.decode())
 
     # ---- receiving ---------------------------------------------------------------------------------
 
@@ -217,6 +235,8 @@ class ShoalClient:
         frame = await self._ws.receive(timeout=timeout)
         if frame.type is aiohttp.WSMsgType.TEXT:
             return self._decoder.decode(frame.data)
+        if frame.type is aiohttp.WSMsgType.BINARY:
+            return wire.decode_server(frame.data)
         if frame.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
             raise ConnectionClosed(self._ws.close_code, str(frame.extra or ""))
         if frame.type is aiohttp.WSMsgType.ERROR:

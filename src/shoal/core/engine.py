@@ -28,6 +28,7 @@ from shoal.core.actions import (
     Send,
 )
 from shoal.core.entities import EntityRefused
+from shoal.core.interest import Interest
 from shoal.core.limits import Limits
 from shoal.core.member import Member
 from shoal.core.pose import InvalidPose, member_pose, unit_quaternion
@@ -96,7 +97,8 @@ class Engine:
     `tick_rate` is the default room tick rate in Hz. With `store_backed`, rooms load their stored state
     before the first member joins (`LoadRoom` ... `room_loaded`), persistent changes come out as
     `Persist*` actions, and empty rooms are unloaded; without it, rooms holding persistent entities stay in
-    memory. `new_id` and `new_token` may be replaced in tests; by default member ids are random non-zero
+    memory. `interest` turns on interest management in every room (`shoal.core.interest`). `new_id` and
+    `new_token` may be replaced in tests; by default member ids are random non-zero
     32-bit integers and resume tokens are 192-bit URL-safe secrets.
     """
 
@@ -108,6 +110,7 @@ class Engine:
         new_id: Callable[[], int] | None = None,
         new_token: Callable[[], str] | None = None,
         store_backed: bool = False,
+        interest: Interest | None = None,
     ) -> None:
         if not 0.5 <= tick_rate <= 240:
             raise ValueError("tick_rate must be between 0.5 and 240 Hz")
@@ -118,6 +121,8 @@ class Engine:
         self.members: dict[int, Member] = {}
         self.stats = Stats()
         self.store_backed = store_backed
+        self.interest = interest
+        """The interest settings of new rooms (None: every member gets every pose every tick)."""
         self.stored_rooms: set[str] = set()
         """Rooms known to have stored state (filled from the store at start-up), for the stored-rooms quota."""
         self._encode = msgspec.json.Encoder().encode
@@ -165,14 +170,15 @@ class Engine:
         """One complete WebSocket message arrived from `member`."""
         self.stats.frames_in += 1
         if binary != member.codec.binary:
-            return self._invalid(member, ErrorCode.UNSUPPORTED_FRAME, "this connection speaks text JSON", None, now)
+            problem = f"{'binary' if binary else 'text'} frame on a {member.codec.subprotocol} connection"
+            return self._invalid(member, ErrorCode.UNSUPPORTED_FRAME, problem, None, now)
         try:
             message = member.codec.decode(frame)
         except DecodeFailure as failure:
             return self._invalid(member, failure.code, failure.message, None, now)
 
         if type(message) is Pose:  # the hot path: no dict dispatch, no allocation beyond the pose
-            return self._on_pose(member, message, now)
+            return self._on_pose(member, message, now, frame)
         if type(message) is EntityUpdate:  # moving a held object streams updates at pose rates
             if not member.pose_budget.take(now):
                 return self._rate_limited(member, "update_rate", now)
@@ -227,7 +233,7 @@ class Engine:
 
     # ---- message handlers ------------------------------------------------------------------------
 
-    def _on_pose(self, member: Member, message: Pose, now: float) -> list[Action]:
+    def _on_pose(self, member: Member, message: Pose, now: float, frame: bytes) -> list[Action]:
         self.stats.poses_in += 1
         if not member.pose_budget.take(now):
             return self._rate_limited(member, "pose_rate", now)
@@ -241,7 +247,8 @@ class Engine:
             pose = member_pose(member.id, message)
         except InvalidPose as exc:
             return self._invalid(member, ErrorCode.INVALID_MESSAGE, str(exc), message, now)
-        room.set_pose(member, pose)
+        unchanged = pose.head is message.head and pose.left is message.left and pose.right is message.right
+        room.set_pose(member, pose, frame if unchanged else None)
         if self.store_backed and now - member.position_saved_at >= self.limits.position_interval:
             return [self._position(room, member, pose, now)]
         return []
@@ -325,7 +332,9 @@ class Engine:
         actions = self._leave_room(member, now)
         self._stop_waiting(member)
         if room is None:
-            room = self.rooms[name] = Room(name, 1.0 / self.tick_rate, now, self.limits, loading=self.store_backed)
+            room = self.rooms[name] = Room(
+                name, 1.0 / self.tick_rate, now, self.limits, loading=self.store_backed, interest=self.interest
+            )
             log.info("room_opened", room=name)
             if room.loading:
                 actions.append(LoadRoom(name))

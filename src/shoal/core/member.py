@@ -39,6 +39,7 @@ class Member:
         "needs_full_state",
         "pose",
         "pose_budget",
+        "pose_frame",
         "position_saved_at",
         "resume_token",
         "room",
@@ -63,6 +64,8 @@ class Member:
         """The account this member is logged in as, if any (its stored last poses are keyed by it)."""
         self.position_saved_at = float("-inf")
         self.pose: MemberPose | None = None
+        self.pose_frame: bytes | None = None
+        """The client frame `pose` arrived in, when the server relays it unchanged (see `Room.set_pose`)."""
         self.needs_full_state = False
         self.link: Any = None
         self.pose_budget = TokenBucket(limits.pose_rate, limits.pose_burst, now)

@@ -1,9 +1,11 @@
 """A room: its members, their latest poses, its entities, and the tick that batches fan-out.
 
 Poses are not relayed one by one. Between two ticks the room keeps only the latest pose of each member
-and the current state of each changed entity; at the tick it encodes ONE `tick` frame per codec in use
-holding everything that changed, and the same bytes go to every member. A room where nothing changed
-sends nothing.
+and the current state of each changed entity; at the tick it encodes each changed pose ONCE per codec in
+use (a pose entry) and assembles tick frames from those bytes. Without interest management every member
+of a codec gets the same frame; with it (`Interest`), members get the entries of their neighbours every
+tick and everyone's every `far_every`-th tick, and members with the same neighbours share one frame.
+A room where nothing changed sends nothing.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from collections.abc import Iterable
 
 from shoal.core.actions import Send
 from shoal.core.entities import Entities
+from shoal.core.interest import Interest, SpatialGrid
 from shoal.core.limits import Limits
 from shoal.core.member import Member
-from shoal.protocol.codec import Codec
+from shoal.protocol.codec import Codec, TickEncoder
 from shoal.protocol.messages import Entity, MemberInfo, MemberPose, ServerMessage, Tick
 
 
@@ -23,13 +26,17 @@ class Room:
     """Members of one named room and the pose state that the tick fans out.
 
     `tick_interval` is in seconds. Ticks are aligned to multiples of the interval so that every room
-    with the same rate ticks on the same wake-up of the transport's timer.
+    with the same rate ticks on the same wake-up of the transport's timer. `interest` (None: everyone
+    gets every pose every tick) limits each member's poses by distance (see `shoal.core.interest`).
     """
 
     __slots__ = (
         "_changed",
+        "_changed_since_far",
+        "_ticks",
         "coalesced",
         "entities",
+        "interest",
         "loading",
         "members",
         "name",
@@ -39,9 +46,18 @@ class Room:
         "waiting",
     )
 
-    def __init__(self, name: str, tick_interval: float, now: float, limits: Limits, loading: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        tick_interval: float,
+        now: float,
+        limits: Limits,
+        loading: bool = False,
+        interest: Interest | None = None,
+    ) -> None:
         self.name = name
         self.tick_interval = tick_interval
+        self.interest = interest
         self.members: dict[int, Member] = {}
         self.entities = Entities(limits)
         self.loading = loading
@@ -50,7 +66,11 @@ class Room:
         self.seq = 0
         self.coalesced = 0
         """Poses replaced by a newer one from the same member before a tick could send them."""
-        self._changed: dict[int, MemberPose] = {}
+        self._changed: dict[int, Member] = {}
+        """Members whose pose changed since the previous tick."""
+        self._changed_since_far: dict[int, Member] = {}
+        """With interest management: members whose pose changed since the previous far-tier tick."""
+        self._ticks = 0
         self.next_tick_at = (math.floor(now / tick_interval) + 1) * tick_interval
 
     def __len__(self) -> int:
@@ -65,8 +85,10 @@ class Room:
         """Take `member` out; its pending pose is forgotten so it never reaches anyone after it left."""
         self.members.pop(member.id, None)
         self._changed.pop(member.id, None)
+        self._changed_since_far.pop(member.id, None)
         member.room = None
         member.pose = None
+        member.pose_frame = None
 
     def snapshot(self) -> list[MemberInfo]:
         """Every member with its last pose, for a late joiner."""
@@ -79,12 +101,19 @@ class Room:
         """No members and no one waiting to join: the room can be unloaded."""
         return not self.members and not self.waiting
 
-    def set_pose(self, member: Member, pose: MemberPose) -> None:
-        """Record `member`'s latest pose; the latest one within a tick wins."""
-        if self._changed.get(member.id) is not None:
+    def set_pose(self, member: Member, pose: MemberPose, frame: bytes | None = None) -> None:
+        """Record `member`'s latest pose; the latest one within a tick wins.
+
+        `frame` is the client frame it arrived in, when the server relays it unchanged: a codec may copy
+        those bytes into its pose entry instead of encoding the pose again (see `Codec.pose_entry`).
+        """
+        if member.id in self._changed:
             self.coalesced += 1
-        self._changed[member.id] = pose
+        self._changed[member.id] = member
+        if self.interest is not None:
+            self._changed_since_far[member.id] = member
         member.pose = pose
+        member.pose_frame = frame
 
     def others(self, member: Member) -> list[Member]:
         return [other for other in self.members.values() if other is not member]
@@ -93,50 +122,115 @@ class Room:
         """Advance the room by one tick and return the frames to send.
 
         Members flagged `needs_full_state` (they skipped a tick while congested) get the room's complete
-        state instead of the delta. A member whose own pose is the only change gets nothing.
+        state instead of the delta. A member with nothing new for it gets nothing.
         """
         self.next_tick_at += self.tick_interval
         if self.next_tick_at <= now:  # fell behind: skip missed ticks rather than burst
             self.next_tick_at = (math.floor(now / self.tick_interval) + 1) * self.tick_interval
+        self._ticks += 1
 
         changed = self._changed
         entities = self.entities
         entity_news = bool(entities.changed or entities.removed)
-        only_changed_id = next(iter(changed)) if len(changed) == 1 and not entity_news else None
-        anything_new = entity_news or bool(changed)
-        delta: dict[Codec, list[Member]] = {}
-        full: dict[Codec, list[Member]] = {}
+        changed_entities, removed = entities.take_changes() if entity_news else ([], [])
+        tick = _TickBuilder(self.seq + 1, now * 1000.0, changed_entities, removed)
+        interest = self.interest
+        if interest is None:
+            self._send_to_all(tick, changed.values(), entity_news)
+        elif self._ticks % interest.far_every == 0:
+            self._send_to_all(tick, self._changed_since_far.values(), entity_news)
+            self._changed_since_far.clear()
+        else:
+            self._send_near(tick, SpatialGrid(interest.radius, changed.values()), entity_news)
+        self._send_full_state(tick)
+        changed.clear()
+        if tick.sends:
+            self.seq += 1
+        return tick.sends
+
+    def _send_to_all(self, tick: _TickBuilder, senders: Iterable[Member], entity_news: bool) -> None:
+        """One frame per codec holding the poses of `senders`, to every member that has news in it."""
+        senders = list(senders)
+        only_sender = senders[0] if len(senders) == 1 and not entity_news else None
+        if not senders and not entity_news:
+            return
+        by_codec: dict[Codec, list[Member]] = {}
+        for member in self.members.values():
+            if not member.needs_full_state and member is not only_sender:
+                by_codec.setdefault(member.codec, []).append(member)
+        for codec, recipients in by_codec.items():
+            tick.send(codec, recipients, senders)
+
+    def _send_near(self, tick: _TickBuilder, grid: SpatialGrid, entity_news: bool) -> None:
+        """Each member gets the changed poses of its neighbours; members with the same neighbours share a frame."""
+        groups: dict[tuple[Codec, tuple[int, ...]], tuple[list[Member], list[Member]]] = {}
         for member in self.members.values():
             if member.needs_full_state:
-                full.setdefault(member.codec, []).append(member)
-            elif anything_new and member.id != only_changed_id:
-                delta.setdefault(member.codec, []).append(member)
-        changed_entities, removed = entities.take_changes() if entity_news else ([], [])
-        if not delta and not full:
-            changed.clear()
-            return []
+                continue
+            near = grid.near(member)
+            if not near and not entity_news:
+                continue
+            key = (member.codec, tuple(sender.id for sender in near))
+            group = groups.get(key)
+            if group is None:
+                groups[key] = ([member], near)
+            else:
+                group[0].append(member)
+        for (codec, _), (recipients, senders) in groups.items():
+            tick.send(codec, recipients, senders)
 
-        self.seq += 1
-        t = now * 1000.0
-        sends = []
-        if delta:
-            tick = Tick(seq=self.seq, t=t, poses=list(changed.values()), entities=changed_entities, removed=removed)
-            sends += _encode_for(tick, delta)
-        if full:
-            everyone = [m.pose for m in self.members.values() if m.pose is not None]
-            sends += _encode_for(Tick(seq=self.seq, t=t, poses=everyone, entities=self.all_entities(), full=True), full)
-            for members in full.values():
-                for member in members:
-                    member.needs_full_state = False
-        changed.clear()
-        return sends
+    def _send_full_state(self, tick: _TickBuilder) -> None:
+        by_codec: dict[Codec, list[Member]] = {}
+        for member in self.members.values():
+            if member.needs_full_state:
+                by_codec.setdefault(member.codec, []).append(member)
+                member.needs_full_state = False
+        if not by_codec:
+            return
+        everyone = [member for member in self.members.values() if member.pose is not None]
+        for codec, recipients in by_codec.items():
+            tick.send(codec, recipients, everyone, full_entities=self.all_entities())
 
 
-def _encode_for(tick: Tick, recipients_by_codec: dict[Codec, list[Member]]) -> list[Send]:
-    return [
-        Send(recipients, codec.encode(tick), codec.binary, droppable=True)
-        for codec, recipients in recipients_by_codec.items()
-    ]
+class _TickBuilder:
+    """The frames of one tick: each pose entry encoded at most once per codec, frames assembled from them."""
+
+    __slots__ = ("_encoders", "_entries", "changed_entities", "removed", "sends", "seq", "t")
+
+    def __init__(self, seq: int, t: float, changed_entities: list[Entity], removed: list[str]) -> None:
+        self.seq = seq
+        self.t = t
+        self.changed_entities = changed_entities
+        self.removed = removed
+        self.sends: list[Send] = []
+        self._entries: dict[Codec, dict[int, bytes]] = {}
+        self._encoders: dict[tuple[Codec, bool], TickEncoder] = {}
+
+    def send(
+        self, codec: Codec, recipients: list[Member], senders: list[Member], full_entities: list[Entity] | None = None
+    ) -> None:
+        """Add one droppable frame for `recipients` holding the poses of `senders` (and the tick's entity
+        changes, or with `full_entities` the room's complete state)."""
+        cache = self._entries.get(codec)
+        if cache is None:
+            cache = self._entries[codec] = {}
+        t = self.t
+        entries = []
+        for sender in senders:
+            entry = cache.get(sender.id)
+            if entry is None:
+                frame = sender.pose_frame if sender.codec is codec else None
+                entry = cache[sender.id] = codec.pose_entry(sender.pose, t, frame)  # type: ignore[arg-type]
+            entries.append(entry)
+        full = full_entities is not None
+        encoder = self._encoders.get((codec, full))
+        if encoder is None:
+            if full:
+                header = Tick(seq=self.seq, t=t, poses=[], entities=full_entities, full=True)  # type: ignore[arg-type]
+            else:
+                header = Tick(seq=self.seq, t=t, poses=[], entities=self.changed_entities, removed=self.removed)
+            encoder = self._encoders[(codec, full)] = codec.tick_encoder(header)
+        self.sends.append(Send(recipients, encoder(entries), codec.binary, droppable=True))
 
 
 def encode_once_per_codec(message: ServerMessage, recipients: Iterable[Member]) -> list[Send]:

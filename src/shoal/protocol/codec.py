@@ -1,18 +1,23 @@
 """Codecs turn frames into client messages and server messages into frames.
 
-A codec is chosen per connection at the handshake. The room engine encodes each frame once per codec
-in use and hands the same bytes to every member that speaks it. Protocol v1 has one codec, JSON text;
-the interface leaves room for a compact binary one.
+A codec is chosen per connection at the handshake (`Sec-WebSocket-Protocol`). The room engine encodes
+each frame once per codec in use and hands the same bytes to every member that speaks it. Protocol v1
+has two codecs: JSON text (here) and compact binary (`shoal.protocol.binary`).
+
+A tick is built from pose entries: each changed pose is encoded once per codec (`pose_entry`) and each
+member's tick frame is assembled from those bytes (`tick_encoder`), so a room that sends different members
+different poses (interest management) still encodes every pose once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import msgspec
 
 from shoal.protocol.errors import ErrorCode
-from shoal.protocol.messages import ClientMessage, ClientMessages, ServerMessage
+from shoal.protocol.messages import ClientMessage, ClientMessages, MemberPose, ServerMessage, Tick
 
 
 class DecodeFailure(Exception):
@@ -30,6 +35,8 @@ class Codec(Protocol):
     name: str
     binary: bool
     """True when frames are sent as binary WebSocket messages, False for text."""
+    subprotocol: str
+    """The `Sec-WebSocket-Protocol` value that selects this codec."""
 
     def decode(self, frame: bytes) -> ClientMessage:
         """Decode and validate one client frame; raise `DecodeFailure` if it is not a valid message."""
@@ -38,6 +45,23 @@ class Codec(Protocol):
     def encode(self, message: ServerMessage) -> bytes:
         """Encode one server message as the payload of one frame."""
         ...
+
+    def pose_entry(self, pose: MemberPose, tick_t: float, frame: bytes | None = None) -> bytes:
+        """One pose as it appears in a tick frame whose time is `tick_t` (ms).
+
+        `frame` is the client frame the pose arrived in, when its sender speaks this codec and the server
+        did not change the pose: a codec may copy bytes from it instead of encoding the pose again.
+        """
+        ...
+
+    def tick_encoder(self, tick: Tick) -> TickEncoder:
+        """Encode `tick`'s header and entity changes once; the result turns a list of pose entries (from
+        `pose_entry`, same `tick.t`) into a complete tick frame. `tick.poses` is not read."""
+        ...
+
+
+TickEncoder = Callable[[Sequence[bytes]], bytes]
+"""Pose entries -> one tick frame (see `Codec.tick_encoder`)."""
 
 
 class JsonCodec:
@@ -49,6 +73,7 @@ class JsonCodec:
 
     name = "json"
     binary = False
+    subprotocol = "shoal.v1.json"
 
     def __init__(self) -> None:
         self._decoder = msgspec.json.Decoder(ClientMessages)
@@ -71,6 +96,23 @@ class JsonCodec:
 
     def encode(self, message: ServerMessage) -> bytes:
         return self._encoder.encode(message)
+
+    def pose_entry(self, pose: MemberPose, tick_t: float, frame: bytes | None = None) -> bytes:
+        return self._encoder.encode(pose)
+
+    def tick_encoder(self, tick: Tick) -> TickEncoder:
+        # `poses` is the first list field of a tick, after two numbers: its empty form occurs once.
+        head, _, tail = self._encoder.encode(_without_poses(tick)).partition(b'"poses":[]')
+        head += b'"poses":['
+        tail = b"]" + tail
+        join = b",".join
+        return lambda entries: b"".join((head, join(entries), tail))
+
+
+def _without_poses(tick: Tick) -> Tick:
+    if not tick.poses:
+        return tick
+    return Tick(seq=tick.seq, t=tick.t, poses=[], entities=tick.entities, removed=tick.removed, full=tick.full)
 
 
 JSON = JsonCodec()

@@ -12,11 +12,12 @@ import time
 from typing import TYPE_CHECKING
 
 import structlog
-from aiohttp import WebSocketError, WSMsgType, web
+from aiohttp import WebSocketError, WSMsgType, hdrs, web
 
 from shoal.core.actions import Action, Close, Send
 from shoal.core.engine import Engine
-from shoal.protocol.codec import JSON
+from shoal.protocol.binary import BINARY
+from shoal.protocol.codec import JSON, Codec
 from shoal.protocol.errors import CloseCode
 from shoal.transport.connection import Connection
 from shoal.transport.frames import encode_frame
@@ -28,8 +29,15 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("shoal.transport")
 
-SUBPROTOCOLS = ("shoal.v1.json",)
-"""`Sec-WebSocket-Protocol` values the server accepts. A client that offers none speaks JSON."""
+CODECS: dict[str, Codec] = {BINARY.subprotocol: BINARY, JSON.subprotocol: JSON}
+"""`Sec-WebSocket-Protocol` values the server accepts, in the order it prefers them."""
+
+
+def choose_codec(offered: str) -> Codec:
+    """The codec for a `Sec-WebSocket-Protocol` header: binary when offered, else JSON (also when the
+    client offers none of ours, or nothing at all)."""
+    names = {name.strip() for name in offered.split(",")}
+    return next((codec for name, codec in CODECS.items() if name in names), JSON)
 
 
 class WebSocketTransport:
@@ -51,8 +59,9 @@ class WebSocketTransport:
             raise web.HTTPServiceUnavailable(reason="server is shutting down")
         limits = self.engine.limits
         max_msg_size = limits.max_message_bytes + 1  # aiohttp refuses a message of max_msg_size bytes
+        codec = choose_codec(request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL, ""))
         ws = web.WebSocketResponse(
-            protocols=SUBPROTOCOLS,
+            protocols=(codec.subprotocol,),  # aiohttp would pick the client's first choice; we prefer binary
             heartbeat=None,  # `Heartbeat` pings instead, at no cost per message
             autoping=False,  # pings and pongs come to the loop below
             compress=False,  # per-message deflate costs ~2.5x CPU on pose traffic
@@ -70,12 +79,12 @@ class WebSocketTransport:
 
         address = request.remote or ""
         now = time.time()
-        member = self.engine.connect(JSON, now, address)
+        member = self.engine.connect(codec, now, address)
         connection = Connection(ws, transport, member)
         member.link = connection
         self.connections.add(connection)
         bound = log.bind(member=member.id, peer=address)
-        bound.info("connected")
+        bound.info("connected", codec=codec.name)
         engine = self.engine
         heartbeat = Heartbeat(connection, limits.ping_interval)
 

@@ -1,0 +1,453 @@
+"""Shoal protocol v1 in compact binary frames (`Sec-WebSocket-Protocol: shoal.v1.bin`).
+
+docs/protocol.md ("Binary frames") is the byte-by-byte contract; this module and the JavaScript SDK's
+`binary.js` implement it, and `tests/vectors/binary.json` holds frames both must produce and accept.
+
+Every frame starts with a one-byte tag. Poses (client -> server) and ticks (server -> client) are compact:
+positions are quantised integers (the head to 0.1 mm within +-838 m, hands to 0.05 mm relative to the
+head within +-1.6 m; anything further is sent as exact float64), rotations are smallest-three quaternions
+in 6 bytes. A full avatar (head + two hands + timestamp) is 48 bytes in a tick, member id included. Every
+other message is its JSON text behind the tag `JSON`, so the JSON schema stays the single source of truth
+for validation.
+
+Quantising rounds half up (`floor(x * scale + 0.5)`), the same arithmetic in Python and JavaScript, so
+both produce identical bytes; decoding and re-encoding a decoded pose gives back the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Sequence
+
+import msgspec
+
+from shoal.protocol.codec import JSON, DecodeFailure, TickEncoder
+from shoal.protocol.errors import ErrorCode
+from shoal.protocol.messages import (
+    MAX_COORDINATE_M,
+    ClientMessage,
+    Entity,
+    MemberPose,
+    Pose,
+    ServerMessage,
+    ServerMessages,
+    Tick,
+    Transform,
+)
+
+SUBPROTOCOL = "shoal.v1.bin"
+
+# ---- frame tags (byte 0) ------------------------------------------------------------------------------
+TAG_JSON = 0x00
+"""Any message as JSON text (UTF-8) after the tag, both directions."""
+TAG_POSE = 0x01
+"""Client -> server: the sender's pose."""
+TAG_TICK = 0x02
+"""Server -> client: a tick."""
+_JSON_TAG = bytes((TAG_JSON,))
+
+# ---- pose flags (one byte before each pose body) ------------------------------------------------------
+LEFT = 0x01
+RIGHT = 0x02
+HAS_T = 0x04
+HEAD_WIDE = 0x08
+"""The head position is 3 x float64 (it is beyond +-838 m, or was sent that way)."""
+LEFT_WIDE = 0x10
+"""The left hand position is 3 x float64, absolute (it is more than 1.6 m from the head on some axis)."""
+RIGHT_WIDE = 0x20
+RESERVED_POSE_FLAGS = 0xC0
+"""Must be zero (bit 6 is kept for hand joints)."""
+
+# ---- tick flags ------------------------------------------------------------------------------------------
+FULL = 0x01
+"""The tick holds the room's complete state (see `tick.full` in docs/protocol.md)."""
+ENTITIES = 0x02
+"""A JSON object `{"entities": [...], "removed": [...]}` follows the poses, up to the end of the frame."""
+RESERVED_TICK_FLAGS = 0xFC
+
+# ---- quantisation ---------------------------------------------------------------------------------------
+HEAD_SCALE = 10_000.0
+"""Head positions in steps of 0.1 mm (error at most 0.05 mm)."""
+HEAD_LIMIT = 2**23 - 1
+"""Largest head step count: 24-bit signed, +-838.8607 m."""
+HAND_SCALE = 20_000.0
+"""Hand positions relative to the head in steps of 0.05 mm (error at most 0.025 mm)."""
+HAND_LIMIT = 2**15 - 1
+"""Largest hand step count: 16-bit signed, +-1.63835 m from the head on each axis."""
+QUAT_STEPS = 16_383
+QUAT_SCALE = QUAT_STEPS * math.sqrt(2.0)
+"""The three smallest components of a unit quaternion lie in [-1/sqrt(2), 1/sqrt(2)]: 15 bits each."""
+_QUAT_NORM_LIMIT = 2 * QUAT_STEPS * QUAT_STEPS
+"""(a^2 + b^2 + c^2) * QUAT_SCALE^2 of three stored components may not exceed 1: a larger sum is no rotation."""
+AGE_SCALE = 100.0
+"""Tick entries carry `tick.t - pose.t` in steps of 10 microseconds (int32: +-5.9 hours)."""
+_AGE_LIMIT = 2**31 - 1
+MAX_TIMESTAMP = 1e15
+
+_PREFIX = struct.Struct("<BB")
+_T = struct.Struct("<d")
+_HEAD = struct.Struct("<HbHbHb")  # 3 x little-endian int24, read as (low u16, high i8) pairs
+_HAND = struct.Struct("<hhh")
+_WIDE = struct.Struct("<ddd")
+_QUAT = struct.Struct("<HHH")
+_ENTRY = struct.Struct("<IB")
+_ENTRY_WITH_AGE = struct.Struct("<IBi")
+_AGE = struct.Struct("<i")
+_TICK = struct.Struct("<BBIdH")
+_TICK_HEADER = struct.Struct("<BBId")
+_COUNT = struct.Struct("<H")
+_FULL_POSE = struct.Struct("<BBdHbHbHbHHHhhhHHHhhhHHH")
+"""The common client pose (head, both hands near it, `t`) in one unpack: the receive path's fast case."""
+_FULL_POSE_FLAGS = LEFT | RIGHT | HAS_T
+
+
+class BinaryFormatError(ValueError):
+    """Bytes that break the binary layout (truncated, reserved bits set, an impossible quaternion, ...)."""
+
+
+# ---- quaternions ------------------------------------------------------------------------------------------
+
+
+def pack_quaternion(rot: Sequence[float]) -> tuple[int, int, int]:
+    """Smallest-three: the largest component (by magnitude, first on ties) is dropped and made positive;
+    the other three, in x, y, z, w order, are stored in 15 bits each; its index rides in the top bits of
+    the first two words. A non-unit quaternion is normalised first; a zero one raises ValueError."""
+    x, y, z, w = rot
+    norm2 = x * x + y * y + z * z + w * w
+    if abs(norm2 - 1.0) > 1e-6:
+        if not norm2 > 1e-12 or not math.isfinite(norm2):
+            raise ValueError("rotation quaternion is zero or not finite")
+        norm = math.sqrt(norm2)
+        x, y, z, w = x / norm, y / norm, z / norm, w / norm
+    ax, ay, az, aw = abs(x), abs(y), abs(z), abs(w)
+    if ax >= ay and ax >= az and ax >= aw:
+        index, largest, a, b, c = 0, x, y, z, w
+    elif ay >= az and ay >= aw:
+        index, largest, a, b, c = 1, y, x, z, w
+    elif az >= aw:
+        index, largest, a, b, c = 2, z, x, y, w
+    else:
+        index, largest, a, b, c = 3, w, x, y, z
+    if largest < 0.0:
+        a, b, c = -a, -b, -c
+    return (
+        (index >> 1) << 15 | _quantise_component(a),
+        (index & 1) << 15 | _quantise_component(b),
+        _quantise_component(c),
+    )
+
+
+def _quantise_component(value: float) -> int:
+    steps = math.floor(value * QUAT_SCALE + 0.5)
+    return min(max(steps, -QUAT_STEPS), QUAT_STEPS) + QUAT_STEPS
+
+
+def unpack_quaternion(first: int, second: int, third: int) -> tuple[float, float, float, float]:
+    """The unit quaternion of three stored words; BinaryFormatError if they cannot be one."""
+    na = (first & 0x7FFF) - QUAT_STEPS
+    nb = (second & 0x7FFF) - QUAT_STEPS
+    nc = third - QUAT_STEPS
+    if na > QUAT_STEPS or nb > QUAT_STEPS or nc > QUAT_STEPS or na * na + nb * nb + nc * nc > _QUAT_NORM_LIMIT:
+        raise BinaryFormatError("rotation is not a unit quaternion")
+    a, b, c = na / QUAT_SCALE, nb / QUAT_SCALE, nc / QUAT_SCALE
+    largest = math.sqrt(max(0.0, 1.0 - a * a - b * b - c * c))
+    index = (first >> 15) << 1 | second >> 15
+    if index == 3:
+        return (a, b, c, largest)
+    if index == 0:
+        return (largest, a, b, c)
+    if index == 1:
+        return (a, largest, b, c)
+    return (a, b, largest, c)
+
+
+# ---- pose bodies: head, [left], [right] ---------------------------------------------------------------------
+
+
+def _head_steps(pos: Sequence[float]) -> tuple[int, int, int] | None:
+    """The head position in 0.1 mm steps, or None if it is beyond the compact range."""
+    x = math.floor(pos[0] * HEAD_SCALE + 0.5)
+    y = math.floor(pos[1] * HEAD_SCALE + 0.5)
+    z = math.floor(pos[2] * HEAD_SCALE + 0.5)
+    if -HEAD_LIMIT <= x <= HEAD_LIMIT and -HEAD_LIMIT <= y <= HEAD_LIMIT and -HEAD_LIMIT <= z <= HEAD_LIMIT:
+        return x, y, z
+    return None
+
+
+def _hand_steps(pos: Sequence[float], base: Sequence[float]) -> tuple[int, int, int] | None:
+    """A hand position relative to the (decoded) head in 0.05 mm steps, or None if too far for that."""
+    x = math.floor((pos[0] - base[0]) * HAND_SCALE + 0.5)
+    y = math.floor((pos[1] - base[1]) * HAND_SCALE + 0.5)
+    z = math.floor((pos[2] - base[2]) * HAND_SCALE + 0.5)
+    if -HAND_LIMIT <= x <= HAND_LIMIT and -HAND_LIMIT <= y <= HAND_LIMIT and -HAND_LIMIT <= z <= HAND_LIMIT:
+        return x, y, z
+    return None
+
+
+def encode_body(head: Transform, left: Transform | None, right: Transform | None) -> tuple[int, bytes]:
+    """The pose flags (LEFT, RIGHT, *_WIDE) and the bytes of head, left and right, as both directions carry them."""
+    flags = 0
+    steps = _head_steps(head.pos)
+    if steps is None:
+        flags |= HEAD_WIDE
+        base: Sequence[float] = head.pos
+        parts = [_WIDE.pack(*head.pos)]
+    else:
+        x, y, z = steps
+        base = (x / HEAD_SCALE, y / HEAD_SCALE, z / HEAD_SCALE)
+        parts = [_HEAD.pack(x & 0xFFFF, x >> 16, y & 0xFFFF, y >> 16, z & 0xFFFF, z >> 16)]
+    parts.append(_QUAT.pack(*pack_quaternion(head.rot)))
+    for hand, present, wide in ((left, LEFT, LEFT_WIDE), (right, RIGHT, RIGHT_WIDE)):
+        if hand is None:
+            continue
+        flags |= present
+        steps = _hand_steps(hand.pos, base)
+        if steps is None:
+            flags |= wide
+            parts.append(_WIDE.pack(*hand.pos))
+        else:
+            parts.append(_HAND.pack(*steps))
+        parts.append(_QUAT.pack(*pack_quaternion(hand.rot)))
+    return flags, b"".join(parts)
+
+
+def decode_body(frame: bytes, offset: int, flags: int) -> tuple[Transform, Transform | None, Transform | None, int]:
+    """Head, left and right from `frame` at `offset`, and the offset after them. Raises BinaryFormatError
+    (or struct.error when the frame is too short)."""
+    if flags & HEAD_WIDE:
+        base = _wide_position(frame, offset)
+        offset += 24
+    else:
+        xl, xh, yl, yh, zl, zh = _HEAD.unpack_from(frame, offset)
+        base = ((xh << 16 | xl) / HEAD_SCALE, (yh << 16 | yl) / HEAD_SCALE, (zh << 16 | zl) / HEAD_SCALE)
+        offset += 9
+    head = Transform(base, unpack_quaternion(*_QUAT.unpack_from(frame, offset)))
+    offset += 6
+    hands: list[Transform | None] = []
+    for present, wide in ((LEFT, LEFT_WIDE), (RIGHT, RIGHT_WIDE)):
+        if not flags & present:
+            if flags & wide:
+                raise BinaryFormatError("a wide flag is set for an absent hand")
+            hands.append(None)
+            continue
+        if flags & wide:
+            pos = _wide_position(frame, offset)
+            offset += 24
+        else:
+            dx, dy, dz = _HAND.unpack_from(frame, offset)
+            pos = (base[0] + dx / HAND_SCALE, base[1] + dy / HAND_SCALE, base[2] + dz / HAND_SCALE)
+            offset += 6
+        hands.append(Transform(pos, unpack_quaternion(*_QUAT.unpack_from(frame, offset))))
+        offset += 6
+    return head, hands[0], hands[1], offset
+
+
+def _wide_position(frame: bytes, offset: int) -> tuple[float, float, float]:
+    position = _WIDE.unpack_from(frame, offset)
+    for value in position:
+        if not -MAX_COORDINATE_M <= value <= MAX_COORDINATE_M:  # also refuses NaN
+            raise BinaryFormatError(f"coordinate {value} is not within +-{MAX_COORDINATE_M:g} m")
+    return position
+
+
+# ---- client frames ------------------------------------------------------------------------------------------------
+
+
+def encode_pose(pose: Pose) -> bytes:
+    """A client `pose` as a binary frame (what SDKs send)."""
+    flags, body = encode_body(pose.head, pose.left, pose.right)
+    if pose.t is None:
+        return _PREFIX.pack(TAG_POSE, flags) + body
+    return _PREFIX.pack(TAG_POSE, flags | HAS_T) + _T.pack(pose.t) + body
+
+
+def decode_pose(frame: bytes) -> Pose:
+    """A client pose frame, validated as the JSON schema validates a `pose`; raises BinaryFormatError."""
+    try:
+        if len(frame) == _FULL_POSE.size and frame[1] == _FULL_POSE_FLAGS:
+            return _decode_full_pose(frame)
+        flags = frame[1]
+        if flags & RESERVED_POSE_FLAGS:
+            raise BinaryFormatError(f"reserved pose flags set: {flags:#04x}")
+        offset, t = 2, None
+        if flags & HAS_T:
+            (t,) = _T.unpack_from(frame, 2)
+            _check_timestamp(t)
+            offset = 10
+        head, left, right, offset = decode_body(frame, offset, flags)
+    except (struct.error, IndexError):
+        raise BinaryFormatError("the pose frame is truncated") from None
+    if offset != len(frame):
+        raise BinaryFormatError(f"the pose frame has {len(frame) - offset} bytes too many")
+    return Pose(head=head, left=left, right=right, t=t)
+
+
+def _decode_full_pose(frame: bytes) -> Pose:
+    (_, _, t, xl, xh, yl, yh, zl, zh, h1, h2, h3, lx, ly, lz, l1, l2, l3, rx, ry, rz, r1, r2, r3) = _FULL_POSE.unpack(
+        frame
+    )
+    _check_timestamp(t)
+    x, y, z = (xh << 16 | xl) / HEAD_SCALE, (yh << 16 | yl) / HEAD_SCALE, (zh << 16 | zl) / HEAD_SCALE
+    return Pose(
+        head=Transform((x, y, z), unpack_quaternion(h1, h2, h3)),
+        left=Transform((x + lx / HAND_SCALE, y + ly / HAND_SCALE, z + lz / HAND_SCALE), unpack_quaternion(l1, l2, l3)),
+        right=Transform((x + rx / HAND_SCALE, y + ry / HAND_SCALE, z + rz / HAND_SCALE), unpack_quaternion(r1, r2, r3)),
+        t=t,
+    )
+
+
+def _check_timestamp(t: float) -> None:
+    if not -MAX_TIMESTAMP <= t <= MAX_TIMESTAMP:  # also refuses NaN
+        raise BinaryFormatError(f"t = {t} is not a timestamp within +-1e15 ms")
+
+
+def encode_client(message: ClientMessage) -> bytes:
+    """Any client message as a binary frame: poses compact, everything else as tagged JSON."""
+    if type(message) is Pose:
+        return encode_pose(message)
+    return _JSON_TAG + JSON.encode(message)  # type: ignore[arg-type]  # msgspec encodes any Struct
+
+
+# ---- server frames -------------------------------------------------------------------------------------------------
+
+
+def pose_entry(pose: MemberPose, tick_t: float, frame: bytes | None = None) -> bytes:
+    """One member's pose as an entry of a tick frame: id, flags, age of `t` relative to the tick, body.
+
+    With `frame`, the binary pose frame the pose was decoded from, its body is copied as it is: the
+    bytes a decoded pose encodes to are the bytes it was decoded from.
+    """
+    if frame is not None and frame[0] == TAG_POSE:
+        flags = frame[1]
+        if flags & HAS_T:
+            age = math.floor((tick_t - pose.t) * AGE_SCALE + 0.5)  # type: ignore[operator]  # HAS_T: t is set
+            if -_AGE_LIMIT <= age <= _AGE_LIMIT:
+                return _ENTRY_WITH_AGE.pack(pose.id, flags, age) + frame[10:]
+        else:
+            return _ENTRY.pack(pose.id, flags) + frame[2:]
+    flags, body = encode_body(pose.head, pose.left, pose.right)
+    if pose.t is not None:
+        age = math.floor((tick_t - pose.t) * AGE_SCALE + 0.5)
+        if -_AGE_LIMIT <= age <= _AGE_LIMIT:
+            return _ENTRY_WITH_AGE.pack(pose.id, flags | HAS_T, age) + body
+    return _ENTRY.pack(pose.id, flags) + body
+
+
+def tick_encoder(tick: Tick) -> TickEncoder:
+    """The tick's header and entity section encoded once; the result adds pose entries to make a frame."""
+    flags = FULL if tick.full else 0
+    tail = b""
+    if tick.entities or tick.removed:
+        flags |= ENTITIES
+        tail = _SECTION_ENCODER.encode(_EntitySection(tick.entities, tick.removed))
+    header = _TICK_HEADER.pack(TAG_TICK, flags, tick.seq & 0xFFFFFFFF, tick.t)
+    count = _COUNT.pack
+    return lambda entries: b"".join((header, count(len(entries)), *entries, tail))
+
+
+def tick_frame(tick: Tick, entries: Sequence[bytes]) -> bytes:
+    """A tick frame with `entries` (from `pose_entry`) as its poses; `tick.poses` is not read."""
+    return tick_encoder(tick)(entries)
+
+
+class _EntitySection(msgspec.Struct, omit_defaults=True):
+    """The JSON section of a binary tick: entity changes are rare, reliable and carry free-form `props`,
+    so they keep their JSON form rather than a compact one of their own."""
+
+    entities: list[Entity] = msgspec.field(default_factory=list)
+    removed: list[str] = msgspec.field(default_factory=list)
+
+
+_SECTION_ENCODER = msgspec.json.Encoder()
+_SECTION_DECODER = msgspec.json.Decoder(_EntitySection)
+_SERVER_JSON_DECODER = msgspec.json.Decoder(ServerMessages)
+
+
+def decode_tick(frame: bytes) -> Tick:
+    """A binary tick frame as a `Tick` (for clients and tests; the server never decodes ticks)."""
+    try:
+        _, flags, seq, t, count = _TICK.unpack_from(frame)
+        if flags & RESERVED_TICK_FLAGS:
+            raise BinaryFormatError(f"reserved tick flags set: {flags:#04x}")
+        offset = _TICK.size
+        poses = []
+        for _ in range(count):
+            member_id, pose_flags = _ENTRY.unpack_from(frame, offset)
+            if pose_flags & RESERVED_POSE_FLAGS:
+                raise BinaryFormatError(f"reserved pose flags set: {pose_flags:#04x}")
+            offset += _ENTRY.size
+            pose_t = None
+            if pose_flags & HAS_T:
+                (age,) = _AGE.unpack_from(frame, offset)
+                pose_t = t - age / AGE_SCALE
+                offset += _AGE.size
+            head, left, right, offset = decode_body(frame, offset, pose_flags)
+            poses.append(MemberPose(id=member_id, head=head, left=left, right=right, t=pose_t))
+    except (struct.error, IndexError):
+        raise BinaryFormatError("the tick frame is truncated") from None
+    section = _EntitySection()
+    if flags & ENTITIES:
+        section = _SECTION_DECODER.decode(memoryview(frame)[offset:])
+    elif offset != len(frame):
+        raise BinaryFormatError(f"the tick frame has {len(frame) - offset} bytes too many")
+    return Tick(seq=seq, t=t, poses=poses, entities=section.entities, removed=section.removed, full=bool(flags & FULL))
+
+
+def decode_server(frame: bytes) -> ServerMessage:
+    """Any server frame (for clients): a tick, or a tagged JSON message. Raises BinaryFormatError or
+    msgspec errors for frames that break the protocol."""
+    if not frame:
+        raise BinaryFormatError("empty frame")
+    if frame[0] == TAG_TICK:
+        return decode_tick(frame)
+    if frame[0] == TAG_JSON:
+        return _SERVER_JSON_DECODER.decode(memoryview(frame)[1:])
+    raise BinaryFormatError(f"unknown frame tag {frame[0]:#04x}")
+
+
+# ---- the codec -----------------------------------------------------------------------------------------------------
+
+
+class BinaryCodec:
+    """The server side of `shoal.v1.bin`: decodes client frames, encodes server frames.
+
+    Decoding validates as the JSON codec does and fails with the same error codes: a broken pose
+    (truncated, reserved bits, impossible quaternion, coordinate beyond +-10 km, non-finite `t`) is
+    `invalid_message`, an unknown tag or an empty frame is `unknown_type`, and a tagged JSON message
+    gets exactly the JSON codec's verdict.
+    """
+
+    name = "binary"
+    binary = True
+    subprotocol = SUBPROTOCOL
+
+    def decode(self, frame: bytes) -> ClientMessage:
+        if not frame:
+            raise DecodeFailure(ErrorCode.UNKNOWN_TYPE, "empty frame: no tag")
+        tag = frame[0]
+        if tag == TAG_POSE:
+            try:
+                return decode_pose(frame)
+            except BinaryFormatError as exc:
+                raise DecodeFailure(ErrorCode.INVALID_MESSAGE, str(exc)) from None
+        if tag == TAG_JSON:
+            return JSON.decode(memoryview(frame)[1:])  # type: ignore[arg-type]  # msgspec reads any buffer
+        raise DecodeFailure(ErrorCode.UNKNOWN_TYPE, f"unknown frame tag {tag:#04x}")
+
+    def encode(self, message: ServerMessage) -> bytes:
+        if type(message) is Tick:
+            return tick_frame(message, [pose_entry(pose, message.t) for pose in message.poses])
+        return _JSON_TAG + JSON.encode(message)
+
+    @staticmethod
+    def pose_entry(pose: MemberPose, tick_t: float, frame: bytes | None = None) -> bytes:
+        return pose_entry(pose, tick_t, frame)
+
+    @staticmethod
+    def tick_encoder(tick: Tick) -> TickEncoder:
+        return tick_encoder(tick)
+
+
+BINARY = BinaryCodec()
+"""The shared binary codec instance (codecs are stateless)."""

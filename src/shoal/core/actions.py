@@ -82,4 +82,56 @@ class AckWhenDurable:
     seq: int
 
 
-Action = Send | Close | LoadRoom | PersistEntity | PersistRoom | PersistPosition | AckWhenDurable
+@dataclass(slots=True)
+class VerifyToken:
+    """Check the token `member` sent in `hello`, then call `Engine.token_checked` with its identity (or the
+    problem). The member's next frames must wait until then."""
+
+    member: Member
+    token: str
+
+
+@dataclass(slots=True)
+class VerifyRoomPassword:
+    """Check `password` against the private room's `password_hash` (slow on purpose: not on the event loop),
+    then call `Engine.room_password_checked`."""
+
+    member: Member
+    room: str
+    password: str
+    password_hash: str
+
+
+@dataclass(slots=True)
+class PersistRole:
+    """Store `user`'s role in `room` (None: back to the room's default role)."""
+
+    room: str
+    user: str
+    role: str | None
+
+
+@dataclass(slots=True)
+class PersistBan:
+    """Store a ban of `user` from `room` until `until` (seconds since the epoch; None: until lifted)."""
+
+    room: str
+    user: str
+    until: float | None
+    reason: str
+    by: str
+
+
+Action = (
+    Send
+    | Close
+    | LoadRoom
+    | PersistEntity
+    | PersistRoom
+    | PersistPosition
+    | AckWhenDurable
+    | VerifyToken
+    | VerifyRoomPassword
+    | PersistRole
+    | PersistBan
+)

@@ -17,15 +17,30 @@ import msgspec
 import structlog
 
 from shoal import __version__
+from shoal.core.access import (
+    AuthMode,
+    Ban,
+    Identity,
+    Role,
+    RoomAccess,
+    RoomSettings,
+    may_assign,
+    may_edit_entities,
+    may_moderate,
+)
 from shoal.core.actions import (
     AckWhenDurable,
     Action,
     Close,
     LoadRoom,
+    PersistBan,
     PersistEntity,
     PersistPosition,
+    PersistRole,
     PersistRoom,
     Send,
+    VerifyRoomPassword,
+    VerifyToken,
 )
 from shoal.core.entities import EntityRefused
 from shoal.core.interest import Interest
@@ -40,6 +55,7 @@ from shoal.protocol.messages import (
     PROTOCOL_VERSION,
     Ack,
     AppMessage,
+    BanMember,
     ClaimResult,
     ClientMessage,
     Entity,
@@ -52,16 +68,21 @@ from shoal.protocol.messages import (
     Hello,
     Join,
     Joined,
+    Kick,
+    Kicked,
     Leave,
     Left,
     MemberJoined,
     MemberLeft,
     MemberPose,
+    MemberUpdated,
+    Mute,
     Ping,
     Pong,
     Pose,
     Relay,
     ServerMessage,
+    SetRole,
     Welcome,
 )
 
@@ -99,7 +120,8 @@ class Engine:
     `Persist*` actions, and empty rooms are unloaded; without it, rooms holding persistent entities stay in
     memory. `interest` turns on interest management in every room (`shoal.core.interest`). `new_id` and
     `new_token` may be replaced in tests; by default member ids are random non-zero
-    32-bit integers and resume tokens are 192-bit URL-safe secrets.
+    32-bit integers and resume tokens are 192-bit URL-safe secrets. `auth_mode` says whether a `hello` token is
+    verified (`VerifyToken` ... `token_checked`) and whether members need an account (see `shoal.core.access`).
     """
 
     def __init__(
@@ -111,6 +133,7 @@ class Engine:
         new_token: Callable[[], str] | None = None,
         store_backed: bool = False,
         interest: Interest | None = None,
+        auth_mode: AuthMode = AuthMode.OFF,
     ) -> None:
         if not 0.5 <= tick_rate <= 240:
             raise ValueError("tick_rate must be between 0.5 and 240 Hz")
@@ -121,6 +144,7 @@ class Engine:
         self.members: dict[int, Member] = {}
         self.stats = Stats()
         self.store_backed = store_backed
+        self.auth_mode = auth_mode
         self.interest = interest
         """The interest settings of new rooms (None: every member gets every pose every tick)."""
         self.stored_rooms: set[str] = set()
@@ -150,17 +174,24 @@ class Engine:
             EntityDelete: self._on_entity_request,  # type: ignore[dict-item]
             EntityClaim: self._on_entity_request,  # type: ignore[dict-item]
             EntityRelease: self._on_entity_request,  # type: ignore[dict-item]
+            Kick: self._on_kick,  # type: ignore[dict-item]
+            BanMember: self._on_ban,  # type: ignore[dict-item]
+            Mute: self._on_mute,  # type: ignore[dict-item]
+            SetRole: self._on_set_role,  # type: ignore[dict-item]
         }
 
     # ---- events from the transport ---------------------------------------------------------------
 
-    def connect(self, codec: Codec, now: float, address: str = "") -> Member:
+    def connect(self, codec: Codec, now: float, address: str = "", identity: Identity | None = None) -> Member:
         """A WebSocket connection was accepted. Returns its member, which must `hello` within
-        `limits.hello_timeout` seconds."""
+        `limits.hello_timeout` seconds. With `identity` (verified from a token by the transport) the member's
+        name, colour and avatar are its account's, whatever its `hello` says."""
         member_id = self._new_id()
         while member_id == 0 or member_id in self.members:
             member_id = self._new_id()
         member = Member(member_id, codec, self.limits, now, self._new_token(), address)
+        if identity is not None:
+            _assume(member, identity)
         self.members[member_id] = member
         self._awaiting_hello[member_id] = member
         self.stats.connections += 1
@@ -262,17 +293,46 @@ class Engine:
                 self._reply(member, Error(code=ErrorCode.UNSUPPORTED_VERSION, message=reason, ref="hello")),
                 self._close(member, CloseCode.UNSUPPORTED_VERSION, "unsupported protocol version"),
             ]
+        identified = member.user is not None
+        if message.token is not None and not identified and self.auth_mode is not AuthMode.OFF:
+            member.pending_hello = message
+            return [VerifyToken(member, message.token)]
+        if self.auth_mode is AuthMode.REQUIRED and not identified:
+            return self._refuse_identity(member, "this server requires an account: connect with a token")
+        return self._greet(member, message, now)
+
+    def token_checked(self, member: Member, identity: Identity | None, problem: str, now: float) -> list[Action]:
+        """The `hello` token of `member` was verified: greet it as `identity`, or refuse it (4001) for `problem`."""
+        hello, member.pending_hello = member.pending_hello, None
+        if hello is None or self.members.get(member.id) is not member:
+            return []
+        if identity is None:
+            return self._refuse_identity(member, problem)
+        _assume(member, identity)
+        return self._greet(member, hello, now)
+
+    def _refuse_identity(self, member: Member, problem: str) -> list[Action]:
+        return [
+            self._reply(member, Error(code=ErrorCode.AUTH_FAILED, message=problem, ref="hello")),
+            self._close(member, CloseCode.AUTH_FAILED, "authentication failed"),
+        ]
+
+    def _greet(self, member: Member, message: Hello, now: float) -> list[Action]:
+        identified = member.user is not None
         name = " ".join(message.name.split())
-        if len(name) > self.limits.max_name_chars or not name.isprintable():
+        if not identified and (len(name) > self.limits.max_name_chars or not name.isprintable()):
             problem = f"name must be at most {self.limits.max_name_chars} printable characters"
             return self._invalid(member, ErrorCode.INVALID_MESSAGE, problem, message, now)
         self._awaiting_hello.pop(member.id, None)
         previous = self._take_resumable(message.resume, now) if message.resume else None
+        if previous is not None and previous.user != member.user:
+            previous = None  # a resume token brings back a session, never another identity
         if previous is not None:
             self._rekey(member, previous.member_id)
-            member.user = previous.user
-        member.name = name or (previous.name if previous else f"Guest {member.id % 10000:04d}")
-        member.color = (message.color or (previous.color if previous else PALETTE[member.id % len(PALETTE)])).lower()
+        if not identified:  # an account's name and colour are its own, not what hello says
+            member.name = name or (previous.name if previous else f"Guest {member.id % 10000:04d}")
+            color = message.color or (previous.color if previous else PALETTE[member.id % len(PALETTE)])
+            member.color = color.lower()
         member.greeted = True
         welcome = Welcome(
             id=member.id,
@@ -331,6 +391,7 @@ class Engine:
 
         actions = self._leave_room(member, now)
         self._stop_waiting(member)
+        member.join_request = message
         if room is None:
             room = self.rooms[name] = Room(
                 name, 1.0 / self.tick_rate, now, self.limits, loading=self.store_backed, interest=self.interest
@@ -342,7 +403,54 @@ class Engine:
             room.waiting[member.id] = member
             member.joining = room
             return actions
-        return actions + self._admit(member, room)
+        return actions + self._enter(member, room, now)
+
+    def _enter(self, member: Member, room: Room, now: float) -> list[Action]:
+        """Admit `member` into the loaded `room` if its bans, privacy and cap allow; else refuse the join.
+
+        A password for a private room is checked outside the core: the member then waits in the room's
+        `waiting` until `room_password_checked`.
+        """
+        request, member.join_request = member.join_request, None
+        access = room.access
+        key = member.access_key
+        ban = access.ban_of(key, now)
+        if ban is not None:
+            until = "" if ban.until is None else f" for {math.ceil(ban.until - now)} s"
+            return self._refuse_join(member, room, ErrorCode.BANNED, f"you are banned from room {room.name!r}{until}")
+        if not access.may_enter_freely(key):
+            if request is not None and access.invited(request.invite):
+                access.admitted.add(key)
+            elif request is not None and request.password and access.settings.password_hash:
+                room.waiting[member.id] = member
+                member.joining = room
+                return [VerifyRoomPassword(member, room.name, request.password, access.settings.password_hash)]
+            else:
+                problem = f"room {room.name!r} is private: join with its password or invite"
+                return self._refuse_join(member, room, ErrorCode.ACCESS_DENIED, problem)
+        cap = min(self.limits.max_members_per_room, access.settings.max_members or self.limits.max_members_per_room)
+        if len(room) >= cap:
+            return self._refuse_join(member, room, ErrorCode.ROOM_FULL, f"room {room.name!r} is full")
+        member.role = access.role_of(key)
+        member.muted = key in access.muted
+        return self._admit(member, room)
+
+    def _refuse_join(self, member: Member, room: Room, code: ErrorCode, problem: str) -> list[Action]:
+        return [self._error(member, code, problem, "join")]
+
+    def room_password_checked(self, member: Member, name: str, correct: bool, now: float) -> list[Action]:
+        """The password `member` gave to join private room `name` was checked: admit it or refuse the join."""
+        room = self.rooms.get(name)
+        if room is None or member.joining is not room or self.members.get(member.id) is not member:
+            return []  # it left, disconnected or joined elsewhere meanwhile
+        room.waiting.pop(member.id, None)
+        member.joining = None
+        if correct:
+            room.access.admitted.add(member.access_key)
+            actions = self._enter(member, room, now)
+        else:
+            actions = self._refuse_join(member, room, ErrorCode.ACCESS_DENIED, f"wrong password for room {name!r}")
+        return actions + self._unload_if_idle(room)
 
     def _admit(self, member: Member, room: Room) -> list[Action]:
         actions = encode_once_per_codec(MemberJoined(room=room.name, member=member.info()), room.members.values())
@@ -350,11 +458,15 @@ class Engine:
         actions.append(self._reply(member, self._joined(member, room)))
         return actions
 
-    def room_loaded(self, name: str, entities: list[bytes], now: float) -> list[Action]:
-        """The stored state of room `name` (its persistent entities as JSON) is loaded: admit who waits."""
+    def room_loaded(
+        self, name: str, entities: list[bytes], now: float, access: RoomAccess | None = None
+    ) -> list[Action]:
+        """The stored state of room `name` (its persistent entities as JSON, its settings, roles and bans) is
+        loaded: admit who waits, as far as the room's access rules allow."""
         room = self.rooms.get(name)
         if room is None or not room.loading:
             return []
+        room.access = access or RoomAccess()
         room.entities.restore(msgspec.json.decode(data, type=Entity) for data in entities)
         if entities:
             self.stored_rooms.add(name)
@@ -364,10 +476,7 @@ class Engine:
         actions: list[Action] = []
         for member in waiting:
             member.joining = None
-            if len(room) >= self.limits.max_members_per_room:
-                actions.append(self._error(member, ErrorCode.ROOM_FULL, f"room {name!r} is full", "join"))
-            else:
-                actions += self._admit(member, room)
+            actions += self._enter(member, room, now)
         if room.is_idle():
             actions += self._unload_if_idle(room)
         return actions
@@ -398,6 +507,8 @@ class Engine:
         room = member.room
         if room is None:
             return self._invalid(member, ErrorCode.NOT_IN_ROOM, "join a room before sending messages", message, now)
+        if member.muted:
+            return [self._error(member, ErrorCode.MUTED, "a moderator muted you: your message was dropped", "msg")]
         relay = Relay(topic=message.topic, sender=member.id, data=message.data, to=message.to)
         if message.to is None:
             return encode_once_per_codec(relay, room.others(member))
@@ -426,6 +537,7 @@ class Engine:
         if self.store_backed and member.pose is not None:
             actions.append(self._position(room, member, member.pose, now))
         room.remove(member)
+        member.role, member.muted = Role.MEMBER, False
         departure = room.entities.member_left(member.id)
         actions += [self._persist(room, entity) for entity in departure.removed + departure.released]
         actions += encode_once_per_codec(MemberLeft(room=room.name, id=member.id), room.members.values())
@@ -449,10 +561,139 @@ class Engine:
         log.info("room_closed", room=room.name)
         return []
 
+    # ---- moderation: roles, kicks, mutes, bans ----------------------------------------------------------
+
+    def _on_kick(self, member: Member, message: Kick, now: float) -> list[Action]:
+        found = self._moderated(member, message.id, message, now)
+        if isinstance(found, list):
+            return found
+        room, target = found
+        return self._remove(room, target, message.reason, now, by=member.id)
+
+    def _on_ban(self, member: Member, message: BanMember, now: float) -> list[Action]:
+        found = self._moderated(member, message.id, message, now)
+        if isinstance(found, list):
+            return found
+        room, target = found
+        ban = Ban(None if message.seconds is None else now + message.seconds, message.reason, member.user or "")
+        return self._ban(room, target.access_key, ban, now, by=member.id)
+
+    def _on_mute(self, member: Member, message: Mute, now: float) -> list[Action]:
+        found = self._moderated(member, message.id, message, now)
+        if isinstance(found, list):
+            return found
+        room, target = found
+        target.muted = message.muted
+        if target.user is not None:  # remembered while the room is live (not for address-keyed guests)
+            if message.muted:
+                room.access.muted.add(target.user)
+            else:
+                room.access.muted.discard(target.user)
+        return encode_once_per_codec(MemberUpdated(room=room.name, member=target.info()), room.members.values())
+
+    def _on_set_role(self, member: Member, message: SetRole, now: float) -> list[Action]:
+        found = self._peer(member, message.id, message, now)
+        if isinstance(found, list):
+            return found
+        room, target = found
+        role = Role(message.role)
+        if not may_assign(member.role, target.role, role):
+            return self._forbidden(member, f"a {member.role} cannot make a {target.role} a {role}", message, now)
+        actions: list[Action] = []
+        if target.user is not None:
+            room.access.roles[target.user] = role
+            if self.store_backed and not target.guest:
+                actions.append(PersistRole(room.name, target.user, role.value))
+        return actions + self._set_role(room, target, role)
+
+    def _peer(
+        self, member: Member, target_id: int, message: ClientMessage, now: float
+    ) -> tuple[Room, Member] | list[Action]:
+        """The room of `member` and its member `target_id`, or the refusal when either is missing."""
+        room = member.room
+        if room is None:
+            return self._invalid(member, ErrorCode.NOT_IN_ROOM, "not in a room", message, now)
+        target = room.members.get(target_id)
+        if target is None:
+            return self._invalid(member, ErrorCode.NO_SUCH_MEMBER, f"no member {target_id} in this room", message, now)
+        return room, target
+
+    def _moderated(
+        self, member: Member, target_id: int, message: ClientMessage, now: float
+    ) -> tuple[Room, Member] | list[Action]:
+        """The room and the member `member` wants to kick, mute or ban, if its role allows; else the refusal."""
+        found = self._peer(member, target_id, message, now)
+        if isinstance(found, tuple) and not may_moderate(member.role, found[1].role):
+            return self._forbidden(member, f"a {member.role} cannot {_tag(message)} a {found[1].role}", message, now)
+        return found
+
+    def _remove(
+        self, room: Room, target: Member, reason: str, now: float, by: int | None, ban: Ban | None = None
+    ) -> list[Action]:
+        """Take `target` out of `room` (the others see `member_left`) and tell it why with `kicked`."""
+        until = None if ban is None or ban.until is None else ban.until * 1000.0
+        kicked = Kicked(room=room.name, by=by, reason=reason, banned=ban is not None, until=until)
+        return [*self._leave_room(target, now), self._reply(target, kicked)]
+
+    def _ban(self, room: Room, key: str, ban: Ban, now: float, by: int | None, persist: bool = True) -> list[Action]:
+        room.access.bans[key] = ban
+        actions: list[Action] = []
+        if persist and self.store_backed:
+            actions.append(PersistBan(room.name, key, ban.until, ban.reason, ban.by))
+        for target in [member for member in room.members.values() if member.access_key == key]:
+            actions += self._remove(room, target, ban.reason, now, by, ban)
+        return actions
+
+    def _set_role(self, room: Room, target: Member, role: Role) -> list[Action]:
+        target.role = role
+        return encode_once_per_codec(MemberUpdated(room=room.name, member=target.info()), room.members.values())
+
+    def _forbidden(self, member: Member, problem: str, message: ClientMessage, now: float) -> list[Action]:
+        """Refuse an action the member's role does not allow; one too many closes the connection with 4003."""
+        seq = getattr(message, "seq", None)
+        actions: list[Action] = [self._error(member, ErrorCode.FORBIDDEN, problem, _tag(message), seq)]
+        if not member.invalid_budget.take(now):
+            actions.append(self._close(member, CloseCode.FORBIDDEN, "too many forbidden actions"))
+        return actions
+
+    # ---- room access changed over REST (the caller checked the permission and stored the change) ----------
+
+    def apply_settings(self, name: str, settings: RoomSettings) -> None:
+        """Room `name` has new settings; members already inside stay."""
+        room = self.rooms.get(name)
+        if room is not None:
+            room.access.settings = settings
+
+    def apply_role(self, name: str, user: str, role: Role | None, now: float) -> list[Action]:
+        """`user` has `role` in room `name` now (None: the room's default role)."""
+        room = self.rooms.get(name)
+        if room is None:
+            return []
+        if role is None:
+            room.access.roles.pop(user, None)
+        else:
+            room.access.roles[user] = role
+        actions: list[Action] = []
+        for target in [member for member in room.members.values() if member.access_key == user]:
+            actions += self._set_role(room, target, room.access.role_of(user))
+        return actions
+
+    def apply_ban(self, name: str, key: str, ban: Ban | None, now: float) -> list[Action]:
+        """Ban `key` from room `name`, removing it if it is inside, or lift its ban (None)."""
+        room = self.rooms.get(name)
+        if room is None:
+            return []
+        if ban is None:
+            room.access.bans.pop(key, None)
+            return []
+        return self._ban(room, key, ban, now, by=None, persist=False)
+
     # ---- entities ------------------------------------------------------------------------------------
 
     def _on_entity_request(self, member: Member, message: EntityRequest, now: float) -> list[Action]:
         """Create, update, delete, claim or release an entity; a refused request changes nothing."""
+        if not may_edit_entities(member.role):
+            return self._forbidden(member, "viewers cannot change entities", message, now)
         room = member.room
         seq = None if type(message) is EntityClaim else message.seq  # type: ignore[union-attr]
         actions: list[Action] = []
@@ -574,3 +815,12 @@ class Engine:
 def _tag(message: ClientMessage) -> str:
     """The `type` a client message was sent with."""
     return type(message).__struct_config__.tag  # type: ignore[return-value]
+
+
+def _assume(member: Member, identity: Identity) -> None:
+    """Give `member` a verified identity: its name, colour and avatar are the account's."""
+    member.user = identity.user
+    member.guest = identity.guest
+    member.name = identity.name
+    member.color = identity.color.lower()
+    member.avatar = identity.avatar

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from shoal.core.access import Role
 from shoal.core.limits import Limits
 from shoal.core.ratelimit import TokenBucket
 from shoal.protocol.codec import Codec
-from shoal.protocol.messages import MemberInfo, MemberPose
+from shoal.protocol.messages import Hello, Join, MemberInfo, MemberPose
 
 if TYPE_CHECKING:
     from shoal.core.room import Room
@@ -24,24 +25,30 @@ class Member:
     __slots__ = (
         "abuse_since",
         "address",
+        "avatar",
         "codec",
         "color",
         "connected_at",
         "greeted",
+        "guest",
         "id",
         "invalid_budget",
+        "join_request",
         "joining",
         "last_rate_drop_at",
         "last_rate_error_at",
         "link",
         "message_budget",
+        "muted",
         "name",
         "needs_full_state",
+        "pending_hello",
         "pose",
         "pose_budget",
         "pose_frame",
         "position_saved_at",
         "resume_token",
+        "role",
         "room",
         "user",
     )
@@ -62,6 +69,17 @@ class Member:
         """A room whose stored state is loading; the member joins it once that is done."""
         self.user: str | None = None
         """The account this member is logged in as, if any (its stored last poses are keyed by it)."""
+        self.guest = True
+        """No account: a plain connection, or a guest token (whose id is then in `user`)."""
+        self.avatar: str | None = None
+        """The URL of its account's avatar image."""
+        self.role = Role.MEMBER
+        """Its role in its room (set when it joins)."""
+        self.muted = False
+        self.pending_hello: Hello | None = None
+        """A `hello` whose token is being verified."""
+        self.join_request: Join | None = None
+        """The `join` being carried out (its room is loading, or its password is being checked)."""
         self.position_saved_at = float("-inf")
         self.pose: MemberPose | None = None
         self.pose_frame: bytes | None = None
@@ -76,13 +94,27 @@ class Member:
         self.last_rate_error_at = float("-inf")
 
     @property
+    def access_key(self) -> str:
+        """Whom roles and bans in a room apply to: its account (or guest token) id, else its address."""
+        return self.user or f"addr:{self.address}"
+
+    @property
     def user_key(self) -> str:
         """Whom this member's stored last pose belongs to: its account, or its display name as a guest."""
         return self.user or f"guest:{self.name}"
 
     def info(self) -> MemberInfo:
         """This member's presence as sent in snapshots and `member_joined`."""
-        return MemberInfo(id=self.id, name=self.name, color=self.color, pose=self.pose)
+        return MemberInfo(
+            id=self.id,
+            name=self.name,
+            color=self.color,
+            pose=self.pose,
+            user=None if self.guest else self.user,
+            avatar=self.avatar,
+            role=None if self.role is Role.MEMBER else self.role.value,
+            muted=self.muted,
+        )
 
     def __repr__(self) -> str:
         room = self.room.name if self.room else None

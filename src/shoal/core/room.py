@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from shoal.core.access import RoomAccess
 from shoal.core.actions import Send
 from shoal.core.entities import Entities
 from shoal.core.interest import Interest, SpatialGrid
@@ -34,6 +35,7 @@ class Room:
         "_changed",
         "_changed_since_far",
         "_ticks",
+        "access",
         "coalesced",
         "entities",
         "interest",
@@ -60,6 +62,8 @@ class Room:
         self.interest = interest
         self.members: dict[int, Member] = {}
         self.entities = Entities(limits)
+        self.access = RoomAccess()
+        """Settings, roles and bans (public and open until the store says otherwise)."""
         self.loading = loading
         """True until the room's stored state is loaded; joins wait in `waiting` meanwhile."""
         self.waiting: dict[int, Member] = {}

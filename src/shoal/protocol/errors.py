@@ -34,6 +34,17 @@ class ErrorCode(StrEnum):
     """Entities per member or per room, props size, or stored rooms over their limit; nothing was changed."""
     STORAGE_UNAVAILABLE = "storage_unavailable"
     """The room's stored state could not be loaded or a durable change could not be committed."""
+    AUTH_FAILED = "auth_failed"
+    """The token in `hello` is expired, badly signed, revoked or for another audience (then close 4001), or the
+    server requires an account and `hello` carried no token."""
+    FORBIDDEN = "forbidden"
+    """Your role in the room does not allow this (a viewer editing entities, a member kicking)."""
+    MUTED = "muted"
+    """A moderator muted you: your app messages are dropped."""
+    BANNED = "banned"
+    """You are banned from the room you tried to join."""
+    ACCESS_DENIED = "access_denied"
+    """The room is private: join with its password or invite, or ask for a role there."""
 
 
 class CloseCode(IntEnum):
@@ -47,6 +58,10 @@ class CloseCode(IntEnum):
     INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012
     HELLO_TIMEOUT = 4000
+    AUTH_FAILED = 4001
+    """The `hello` token is expired, badly signed, revoked or for another audience, or an account is required."""
     UNSUPPORTED_VERSION = 4002
+    FORBIDDEN = 4003
+    """Repeated forbidden actions (over the invalid-message budget)."""
     RATE_LIMITED = 4008
     SLOW_CONSUMER = 4009

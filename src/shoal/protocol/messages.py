@@ -7,12 +7,15 @@ Server messages omit fields that are null or absent (a pose without hands has no
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct, field
 
 PROTOCOL_VERSION = 1
+
+MAX_TOKEN_CHARS = 8192
+"""The longest token accepted in `hello` or `?token=` (OIDC tokens with many claims run to a few KiB)."""
 
 MAX_COORDINATE_M = 10_000.0
 """Positions are metres within +-10 km of the room origin."""
@@ -60,10 +63,17 @@ class Hello(ClientMessage, tag="hello"):
     resume: Annotated[str, Meta(max_length=64)] | None = None
     """The `resume_token` of a session that dropped less than `resume_window` seconds ago: the member comes
     back with the same id, name and colour, in the same room."""
+    token: Annotated[str, Meta(max_length=MAX_TOKEN_CHARS)] | None = None
+    """An access token, WebSocket ticket or OIDC token (when the URL carried none): the member's name, colour and
+    avatar then come from its account; `name` and `color` are ignored. A bad token closes the connection (4001)."""
 
 
 class Join(ClientMessage, tag="join"):
     room: str
+    password: Annotated[str, Meta(max_length=256)] | None = None
+    """The room's password, for a private room."""
+    invite: Annotated[str, Meta(max_length=256)] | None = None
+    """The room's invite token (from its invite link), for a private room."""
 
 
 class Leave(ClientMessage, tag="leave"):
@@ -137,6 +147,35 @@ class EntityRelease(ClientMessage, tag="entity_release"):
     seq: Seq | None = None
 
 
+class Kick(ClientMessage, tag="kick"):
+    """Remove a member from your room (moderators and the owner, over members of lower rank)."""
+
+    id: MemberId
+    reason: Annotated[str, Meta(max_length=200)] = ""
+
+
+class BanMember(ClientMessage, tag="ban"):
+    """Kick a member and keep it out of your room for `seconds` (absent: until unbanned over REST)."""
+
+    id: MemberId
+    seconds: Annotated[float, Meta(gt=0, le=10 * 365 * 86400)] | None = None
+    reason: Annotated[str, Meta(max_length=200)] = ""
+
+
+class Mute(ClientMessage, tag="mute"):
+    """Drop (`muted`: true) or relay again (false) a member's app messages, voice signalling included."""
+
+    id: MemberId
+    muted: bool = True
+
+
+class SetRole(ClientMessage, tag="set_role"):
+    """Give a member of your room another role (`moderator`, `member` or `viewer`)."""
+
+    id: MemberId
+    role: Literal["moderator", "member", "viewer"]
+
+
 ClientMessages = (
     Hello
     | Join
@@ -149,6 +188,10 @@ ClientMessages = (
     | EntityDelete
     | EntityClaim
     | EntityRelease
+    | Kick
+    | BanMember
+    | Mute
+    | SetRole
 )
 
 
@@ -190,12 +233,20 @@ class Entity(Struct, omit_defaults=True):
 
 
 class MemberInfo(Struct, omit_defaults=True):
-    """Presence of one member: who it is and, once it has sent one, its last pose."""
+    """Presence of one member: who it is and, once it has sent one, its last pose.
+
+    `user` is the account id of a logged-in member (absent for guests), `avatar` the URL of its avatar image,
+    `role` its role in the room when not `member`, `muted` true while a moderator mutes it.
+    """
 
     id: int
     name: str
     color: str
     pose: MemberPose | None = None
+    user: str | None = None
+    avatar: str | None = None
+    role: str | None = None
+    muted: bool = False
 
 
 class Welcome(ServerMessage, tag="welcome"):
@@ -283,7 +334,39 @@ class Error(ServerMessage, tag="error"):
     """The `seq` of the reliable change that failed, when it had one."""
 
 
-ServerMessages = Welcome | Joined | Left | MemberJoined | MemberLeft | Tick | Pong | Relay | Error | ClaimResult | Ack
+class Kicked(ServerMessage, tag="kicked"):
+    """You were removed from `room` by member `by`; with `banned`, you may not come back until `until` (ms since the
+    epoch; absent: until unbanned)."""
+
+    room: str
+    by: int
+    reason: str = ""
+    banned: bool = False
+    until: float | None = None
+
+
+class MemberUpdated(ServerMessage, tag="member_updated"):
+    """A member's role or mute changed; `member` is its presence as it is now."""
+
+    room: str
+    member: MemberInfo
+
+
+ServerMessages = (
+    Welcome
+    | Joined
+    | Left
+    | MemberJoined
+    | MemberLeft
+    | Tick
+    | Pong
+    | Relay
+    | Error
+    | ClaimResult
+    | Ack
+    | Kicked
+    | MemberUpdated
+)
 
 
 def to_builtins(message: ServerMessage) -> dict[str, Any]:

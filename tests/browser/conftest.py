@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from support.browser import CHROMIUM, CHROMIUM_ARGS, INSTALL_HEADSET, IWER, VIEWPORT, AppPage, OpenApp
+from support.browser import CHROMIUM, CHROMIUM_ARGS, INSTALL_HEADSET, IWER, LAN_DOMAIN, VIEWPORT, AppPage, OpenApp
 
 try:
     from playwright.async_api import async_playwright
@@ -47,7 +47,9 @@ async def launch(require: Callable[[bool, str], None]) -> AsyncIterator[Callable
 
 @pytest.fixture
 async def browser(launch: Callable[..., Awaitable[Browser]]) -> Browser:
-    return await launch()
+    """Chromium in which every `*.shoal.test` host name is this machine: a page opened by such a name plays
+    a device on the LAN (not `localhost`, so plain HTTP there is not a secure context)."""
+    return await launch(f"--host-resolver-rules=MAP *.{LAN_DOMAIN} 127.0.0.1")
 
 
 @pytest.fixture
@@ -58,15 +60,19 @@ def room(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def open_app(browser: Browser) -> AsyncIterator[OpenApp]:
-    """`await open_app(base_url, room, label, headset=False)`: the app's lobby in a fresh browser profile.
+    """`await open_app(base_url, room, label, headset=False, accept_certificate=False)`: the app's lobby in
+    a fresh browser profile.
 
     With `headset`, an emulated Quest 3 (iwer, vendored for tests only) replaces WebXR before the app loads.
     After the test, uncaught page errors fail it.
     """
     pages: list[AppPage] = []
 
-    async def open_page(base_url: str, room: str, label: str, headset: bool = False) -> AppPage:
-        context = await browser.new_context(viewport=VIEWPORT)
+    async def open_page(
+        base_url: str, room: str, label: str, headset: bool = False, accept_certificate: bool = False
+    ) -> AppPage:
+        # accept_certificate: as a user does once for `shoal serve --https`'s self-signed certificate
+        context = await browser.new_context(viewport=VIEWPORT, ignore_https_errors=accept_certificate)
         if headset:
             await context.add_init_script(path=str(IWER))
             await context.add_init_script(script=INSTALL_HEADSET)

@@ -25,6 +25,8 @@ IWER = Path(__file__).resolve().parents[1] / "browser" / "vendor" / "iwer" / "iw
 # An emulated Meta Quest 3, installed over headless Chromium's own (device-less) navigator.xr
 INSTALL_HEADSET = "window.xrDevice = new IWER.XRDevice(IWER.metaQuest3); xrDevice.installRuntime({forceInstall: true});"
 VIEWPORT = {"width": 800, "height": 500}
+LAN_DOMAIN = "shoal.test"
+"""Host names under this domain resolve to 127.0.0.1 in the `browser` fixture's Chromium (RFC 6761 `.test`)."""
 
 
 @dataclasses.dataclass
@@ -67,4 +69,4 @@ class AppPage:
 
 
 OpenApp = Callable[..., Awaitable[AppPage]]
-"""`await open_app(base_url, room, label, headset=False)` (the `open_app` fixture)."""
+"""`await open_app(base_url, room, label, headset=False, accept_certificate=False)` (the `open_app` fixture)."""

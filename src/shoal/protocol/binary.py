@@ -11,7 +11,9 @@ other message is its JSON text behind the tag `JSON`, so the JSON schema stays t
 for validation.
 
 Quantising rounds half up (`floor(x * scale + 0.5)`), the same arithmetic in Python and JavaScript, so
-both produce identical bytes; decoding and re-encoding a decoded pose gives back the same bytes.
+both produce identical bytes. Re-encoding a decoded pose gives back the same bytes, except for a rotation
+whose two largest components are within a step of each other: the other one may be dropped then (for the
+same rotation). The server never re-encodes a binary pose: it relays the bytes it received.
 """
 
 from __future__ import annotations
@@ -315,8 +317,8 @@ def encode_client(message: ClientMessage) -> bytes:
 def pose_entry(pose: MemberPose, tick_t: float, frame: bytes | None = None) -> bytes:
     """One member's pose as an entry of a tick frame: id, flags, age of `t` relative to the tick, body.
 
-    With `frame`, the binary pose frame the pose was decoded from, its body is copied as it is: the
-    bytes a decoded pose encodes to are the bytes it was decoded from.
+    With `frame`, the binary pose frame the pose was decoded from, its body is copied as it is (the
+    sender's own quantisation, relayed unchanged).
     """
     if frame is not None and frame[0] == TAG_POSE:
         flags = frame[1]

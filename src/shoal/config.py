@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shoal.auth.settings import AuthSettings
 from shoal.core.limits import Limits
 
 
@@ -30,3 +31,5 @@ class ServerConfig:
     """Occupants of a NAF room before joins overflow to `<room>--2`, `--3`, ..."""
     naf_allowed_origins: tuple[str, ...] = ()
     """Origins allowed to open NAF socket.io connections; empty allows only this server's own origin."""
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    """Accounts, tokens, OIDC, trusted proxies and WebSocket origins (see docs/accounts.md)."""

@@ -14,10 +14,21 @@ from collections.abc import Callable
 
 import structlog
 
-from shoal.core.actions import AckWhenDurable, Action, LoadRoom, PersistEntity, PersistPosition, PersistRoom, Send
+from shoal.core.actions import (
+    AckWhenDurable,
+    Action,
+    LoadRoom,
+    PersistBan,
+    PersistEntity,
+    PersistPosition,
+    PersistRole,
+    PersistRoom,
+    Send,
+)
 from shoal.core.engine import ROOM_NAME, Engine
 from shoal.protocol.errors import ErrorCode
 from shoal.protocol.messages import Ack, Error
+from shoal.room_access import AccessWriter, load_access
 from shoal.store.base import EntityRecord, PositionRecord, Store
 from shoal.store.writer import StoreWriter
 
@@ -35,6 +46,8 @@ class Persistence:
         self.writer = writer
         self._perform = perform
         self._loads: set[asyncio.Task[None]] = set()
+        self.access = AccessWriter(store)
+        """Roles and bans decided by the engine, stored in order."""
 
     async def start(self) -> None:
         """Learn which native rooms have stored state (for the stored-rooms quota). Dialect rooms are stored
@@ -64,6 +77,8 @@ class Persistence:
             task = asyncio.get_running_loop().create_task(self._load(action.room))
             self._loads.add(task)
             task.add_done_callback(self._loads.discard)
+        elif kind is PersistRole or kind is PersistBan:
+            self.access.put(action)  # type: ignore[arg-type]
 
     def _ack_when_durable(self, action: AckWhenDurable) -> None:
         member, seq = action.member, action.seq
@@ -85,16 +100,18 @@ class Persistence:
             # state loaded is the latest.
             await self.writer.committed()
             record = await self.store.load_room(room)
+            access = await load_access(self.store, room)
         except Exception as exc:
             log.exception("room_load_failed", room=room)
             self._perform(self.engine.room_load_failed(room, str(exc), time.time()), time.time())
             return
         entities = [entity.data for entity in record.entities] if record is not None else []
         now = time.time()
-        self._perform(self.engine.room_loaded(room, entities, now), now)
+        self._perform(self.engine.room_loaded(room, entities, now, access), now)
 
     async def stop(self) -> None:
         """Finish loads in flight, then flush and stop the writer."""
         if self._loads:
             await asyncio.wait(self._loads, timeout=5.0)
+        await self.access.stop()
         await self.writer.stop()

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 import structlog
 from aiohttp import WebSocketError, WSMsgType, hdrs, web
 
-from shoal.core.actions import Action, Close, Send
+from shoal.core.actions import Action, Close, Send, VerifyRoomPassword, VerifyToken
 from shoal.core.engine import Engine
 from shoal.protocol.binary import BINARY
 from shoal.protocol.codec import JSON, Codec
 from shoal.protocol.errors import CloseCode
+from shoal.transport.access import AccessChecks
 from shoal.transport.connection import Connection
 from shoal.transport.frames import encode_frame
 from shoal.transport.heartbeat import Heartbeat
@@ -46,6 +47,8 @@ class WebSocketTransport:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.persistence: Persistence | None = None
+        self.access = AccessChecks(engine, self.perform)
+        """Origin and token checks at the upgrade; hello tokens and room passwords after it."""
         """Set when the server has a store: storage actions go there (else they are dropped)."""
         self.connections: set[Connection] = set()
         self._ticker: asyncio.Task[None] | None = None
@@ -57,6 +60,7 @@ class WebSocketTransport:
         """`GET /ws`: upgrade, then feed every message to the engine until the socket closes."""
         if not self._accepting:
             raise web.HTTPServiceUnavailable(reason="server is shutting down")
+        identity = await self.access.admit(request)  # 403 for a foreign Origin, 401 for a bad ?token=
         limits = self.engine.limits
         max_msg_size = limits.max_message_bytes + 1  # aiohttp refuses a message of max_msg_size bytes
         codec = choose_codec(request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL, ""))
@@ -77,20 +81,22 @@ class WebSocketTransport:
         if transport is None:  # the peer went away during the handshake
             return ws
 
-        address = request.remote or ""
+        address = self.access.address(request)
         now = time.time()
-        member = self.engine.connect(codec, now, address)
+        member = self.engine.connect(codec, now, address, identity)
         connection = Connection(ws, transport, member)
         member.link = connection
         self.connections.add(connection)
         bound = log.bind(member=member.id, peer=address)
         bound.info("connected", codec=codec.name)
-        engine = self.engine
+        engine, access = self.engine, self.access
         heartbeat = Heartbeat(connection, limits.ping_interval)
 
         def receive(frame: bytes, binary: bool) -> None:
             """One data message: to the engine, and its actions out. A bug costs this connection only."""
             if connection.closing:  # the server is closing it: frames still in flight are dropped
+                return
+            if access._held and access.holding(member, frame, binary):  # its hello token is being checked
                 return
             now = time.time()
             try:
@@ -123,6 +129,7 @@ class WebSocketTransport:
             connection.close(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
             heartbeat.stop()
+            access.forget(member)
             self.connections.discard(connection)
             connection.closing = True
             self.perform(engine.disconnect(member, time.time()), time.time())
@@ -170,6 +177,8 @@ class WebSocketTransport:
                 if connection is not None and not connection.closing:
                     connection.close(action.code, action.reason)
                     self.perform(self.engine.disconnect(action.member, now), now)
+            elif type(action) is VerifyToken or type(action) is VerifyRoomPassword:
+                self.access.carry_out(action)
             elif self.persistence is not None:
                 self.persistence.carry_out(action)
 

@@ -12,7 +12,8 @@ from shoal.dialects import add_routes as add_dialect_routes
 from shoal.persistence import Persistence
 from shoal.store import StoreWriter, open_store
 from shoal.transport.websocket import WebSocketTransport
-from shoal.web import api, client_app, pages
+from shoal.web import accounts, api, client_app, pages
+from shoal.web.auth_api import auth_errors
 from shoal.web.errors import json_errors
 
 TRANSPORT: web.AppKey[WebSocketTransport] = web.AppKey("transport", WebSocketTransport)
@@ -27,7 +28,13 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
     store is closed.
     """
     config = config or ServerConfig()
-    engine = Engine(limits=config.limits, tick_rate=config.tick_rate, server_name=config.server_name, store_backed=True)
+    engine = Engine(
+        limits=config.limits,
+        tick_rate=config.tick_rate,
+        server_name=config.server_name,
+        store_backed=True,
+        auth_mode=config.auth.mode,
+    )
     transport = WebSocketTransport(engine)
     store = open_store(config.store_url, config.data_dir)
     persistence = Persistence(engine, store, StoreWriter(store), transport.perform)
@@ -43,7 +50,7 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
         await persistence.stop()
         await store.close()
 
-    app = web.Application(middlewares=[json_errors], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[json_errors, auth_errors], client_max_size=1024 * 1024 + 1)
     app[api.ENGINE] = engine
     app[api.PERSISTENCE] = persistence
     app[api.STARTED_AT] = time.time()
@@ -51,6 +58,7 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
     client_app.add_routes(app)
     pages.add_routes(app)
     api.add_routes(app)
+    accounts.install(app, config, store, transport)  # /api/auth, /api/me, /api/users, room access
     add_dialect_routes(app, config, persistence)  # ws-broadcast, NAF uWS + socket.io
     app.router.add_get("/ws", transport.handle)
     app.on_startup.append(open_storage)

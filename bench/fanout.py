@@ -104,7 +104,9 @@ def started_server(tick_rate: float, max_members: int, loop: str) -> Iterator[Ta
         env = dict(os.environ)
         if (SOURCE_TREE / "shoal").is_dir():
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE_TREE), env.get("PYTHONPATH")]))
-        server = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=env)
+        server = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=env, start_new_session=True
+        )
         try:
             port = _wait_for_listening(server, log)
             yield Target(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws", server.pid)
@@ -201,7 +203,11 @@ class Loader:
 
     def __init__(self, plan: dict[str, Any]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(LOADER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None
+            [sys.executable, str(LOADER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None,
+            start_new_session=True,  # Ctrl-C reaches the orchestrator only; it stops every child by PID
         )
         self._buffer = b""
         self.send(plan)
@@ -223,7 +229,8 @@ class Loader:
             if readable:
                 chunk = os.read(fd, 1 << 20)
                 if not chunk:
-                    raise BenchError(f"loader {self.process.pid} exited with {self.process.wait()}")
+                    code = self.process.wait()
+                    raise BenchError(f"loader {self.process.pid} ended (exit code {code}) before it answered")
                 self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
         return json.loads(line)

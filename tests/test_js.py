@@ -1,5 +1,6 @@
 """The JavaScript side under the one `pytest` command: the SDK's unit tests (`node --test`), its type
-declarations (`tsc --noEmit`, TypeScript from `npm ci`), and the vendored files against their recorded sums."""
+declarations (`tsc --noEmit`) and the formatting of the browser code (`prettier --check`), with TypeScript and
+Prettier from `npm ci`; and the vendored files against their recorded sums."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 JS_TESTS = sorted((ROOT / "js" / "test").glob("*.test.js"))
 TSC = ROOT / "node_modules" / ".bin" / "tsc"
+PRETTIER = ROOT / "node_modules" / ".bin" / "prettier"
+FORMATTED = ["src/shoal/web/static/{app,sdk}/*.{js,ts,css}", "js/**/*.{js,ts,json}"]
+"""What `npm run format` formats (Prettier expands the patterns itself)."""
 VENDORED = [ROOT / "src/shoal/web/static/vendor/three", ROOT / "tests/browser/vendor/iwer"]
 
 
@@ -38,6 +42,13 @@ def test_sdk_type_declarations_check_with_tsc(require: Callable[[bool, str], Non
     require(TSC.exists(), "TypeScript is not installed (run `npm ci` in the repository root)")
     result = run([str(TSC), "--noEmit", "-p", "js/tsconfig.json"], timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_browser_code_is_formatted_with_prettier(require: Callable[[bool, str], None]) -> None:
+    require(shutil.which("node") is not None, "Node.js is not installed (apt-get install nodejs)")
+    require(PRETTIER.exists(), "Prettier is not installed (run `npm ci` in the repository root)")
+    result = run([str(PRETTIER), "--check", *FORMATTED], timeout=120)
+    assert result.returncode == 0, f"run `npm run format`:\n{result.stdout}{result.stderr}"
 
 
 @pytest.mark.parametrize("directory", VENDORED, ids=lambda path: path.name)

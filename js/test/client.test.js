@@ -146,7 +146,12 @@ describe('connecting', () => {
     const client = newClient();
     const connected = client.connect();
     await waitFor(() => ScriptedSocket.opened[0]?.sent.length === 1, 'hello');
-    ScriptedSocket.opened[0].deliver({ type: 'error', code: 'invalid_message', message: 'name too long', ref: 'hello' });
+    ScriptedSocket.opened[0].deliver({
+      type: 'error',
+      code: 'invalid_message',
+      message: 'name too long',
+      ref: 'hello',
+    });
     await assert.rejects(connected, (error) => error instanceof ShoalError && error.code === 'invalid_message');
     assert.equal(client.state, 'closed');
     await new Promise((resolve) => setTimeout(resolve, 30));
@@ -223,7 +228,12 @@ describe('presence and poses', () => {
     const events = [];
     client.on('pose', ({ member }) => events.push(member.id));
     const t = client.serverNow();
-    socket.deliver({ type: 'tick', seq: 1, t: t - 200, poses: [{ id: 2, head: { pos: [0, 1.6, 0], rot: [0, 0, 0, 1] } }] });
+    socket.deliver({
+      type: 'tick',
+      seq: 1,
+      t: t - 200,
+      poses: [{ id: 2, head: { pos: [0, 1.6, 0], rot: [0, 0, 0, 1] } }],
+    });
     socket.deliver({
       type: 'tick',
       seq: 2,
@@ -277,7 +287,10 @@ describe('reconnecting', () => {
     assert.equal(client.state, 'reconnecting');
     assert.equal(states[0].code, 1012);
     assert.ok(states[0].retryIn > 0 && states[0].retryIn <= 5);
-    await waitFor(() => ScriptedSocket.opened.length === 2 && ScriptedSocket.opened[1].sent.length === 1, 'a new hello');
+    await waitFor(
+      () => ScriptedSocket.opened.length === 2 && ScriptedSocket.opened[1].sent.length === 1,
+      'a new hello',
+    );
     const again = ScriptedSocket.opened[1];
     again.deliver(welcome(11));
     await waitFor(() => again.sentOfType('join').length === 1, 'the re-join');
@@ -295,9 +308,41 @@ describe('reconnecting', () => {
       ],
     });
     assert.deepEqual(left, [2]);
-    assert.deepEqual([...client.members.keys()].sort((a, b) => a - b), [3, 11]);
+    assert.deepEqual(
+      [...client.members.keys()].sort((a, b) => a - b),
+      [3, 11],
+    );
     await waitFor(() => again.sentOfType('pose').length === 1, 'the re-announced pose');
     assert.equal(client.state, 'connected');
+  });
+
+  test('after a drop it asks for its session back; a resumed session is rejoined by the server', async () => {
+    const { client, socket } = await joinedClient('plaza', [{ id: 2, name: 'Bob', color: '#4363d8' }]);
+    client.setPose({ head: HEAD });
+    await waitFor(() => socket.sentOfType('pose').length === 1, 'the first pose');
+    const left = [];
+    client.on('member_left', ({ member }) => left.push(member.id));
+    socket.drop(1006);
+    await waitFor(() => ScriptedSocket.opened[1]?.sent.length === 1, 'a new hello');
+    const again = ScriptedSocket.opened[1];
+    assert.deepEqual(again.sent[0], { type: 'hello', v: 1, name: 'Ada', color: '#3cb44b', resume: 'secret' });
+    again.deliver({ ...welcome(1), resumed: true, resume_token: 'next' });
+    again.deliver({
+      type: 'joined',
+      room: 'plaza',
+      id: 1,
+      tick_rate: 20,
+      seq: 9,
+      members: [
+        { id: 1, name: 'Ada', color: '#3cb44b' },
+        { id: 2, name: 'Bob', color: '#4363d8' },
+      ],
+    });
+    await waitFor(() => again.sentOfType('pose').length === 1, 'the re-announced pose');
+    assert.equal(again.sentOfType('join').length, 0, 'the server put us back; no join needed');
+    assert.deepEqual(left, [], 'Bob never left');
+    assert.equal(client.id, 1);
+    assert.equal(client.welcome.resume_token, 'next');
   });
 
   test('keeps retrying while the server is unreachable, with growing delays', async () => {
@@ -343,11 +388,23 @@ describe('entities', () => {
     client.on('entity_added', ({ entity }) => added.push(entity.id));
     client.on('entity_removed', ({ entity }) => removed.push(entity.id));
     assert.equal(client.entities.get('cube-1').props.color, '#ff0000');
-    socket.deliver({ type: 'tick', seq: 1, t: client.serverNow(), poses: [], entities: [cube(2, { props: { color: '#0000ff' } })] });
+    socket.deliver({
+      type: 'tick',
+      seq: 1,
+      t: client.serverNow(),
+      poses: [],
+      entities: [cube(2, { props: { color: '#0000ff' } })],
+    });
     assert.equal(client.entities.get('cube-1').props.color, '#0000ff');
     socket.deliver({ type: 'tick', seq: 2, t: client.serverNow(), poses: [], entities: [cube(1)] });
     assert.equal(client.entities.get('cube-1').v, 2, 'an older version is ignored');
-    socket.deliver({ type: 'tick', seq: 3, t: client.serverNow(), poses: [], entities: [{ ...cube(1), id: 'ball-1' }] });
+    socket.deliver({
+      type: 'tick',
+      seq: 3,
+      t: client.serverNow(),
+      poses: [],
+      entities: [{ ...cube(1), id: 'ball-1' }],
+    });
     socket.deliver({ type: 'tick', seq: 4, t: client.serverNow(), poses: [], removed: ['cube-1'] });
     assert.deepEqual(added, ['ball-1']);
     assert.deepEqual(removed, ['cube-1']);
@@ -388,7 +445,7 @@ describe('entities', () => {
     assert.equal(await created, message.id);
   });
 
-  test('a granted claim makes the entity ours: streamed moves stay local until sent, echoes do not pull it back', async () => {
+  test('a granted claim makes the entity ours; streamed moves are local at once, echoes never pull back', async () => {
     const { client, socket } = await joinedClient('lobby', [], [cube(1)]);
     const claimed = client.claim('cube-1');
     assert.deepEqual(socket.sentOfType('entity_claim'), [{ type: 'entity_claim', id: 'cube-1' }]);
@@ -402,14 +459,24 @@ describe('entities', () => {
     await waitFor(() => socket.sentOfType('entity_update').length === 1, 'the streamed update');
     assert.deepEqual(socket.sentOfType('entity_update')[0], { type: 'entity_update', id: 'cube-1', pos: [0, 1, 0] });
     // an echo of an older move of ours must not pull the entity back
-    socket.deliver({ type: 'tick', seq: 1, t: client.serverNow(), poses: [], entities: [cube(3, { owner: 1, pos: [0, 1, -1] })] });
+    socket.deliver({
+      type: 'tick',
+      seq: 1,
+      t: client.serverNow(),
+      poses: [],
+      entities: [cube(3, { owner: 1, pos: [0, 1, -1] })],
+    });
     assert.deepEqual(client.entityTransform('cube-1').pos, [0, 1, 0]);
     assert.equal(client.entities.get('cube-1').v, 3);
 
     client.streamEntity('cube-1', { pos: [0, 2, 0] });
     const released = client.release('cube-1');
     const sent = socket.sent.slice(-2);
-    assert.deepEqual(sent[0], { type: 'entity_update', id: 'cube-1', pos: [0, 2, 0] }, 'the last move goes before the release');
+    assert.deepEqual(
+      sent[0],
+      { type: 'entity_update', id: 'cube-1', pos: [0, 2, 0] },
+      'the last move goes before the release',
+    );
     assert.equal(sent[1].type, 'entity_release');
     socket.deliver({ type: 'ack', seq: sent[1].seq });
     await released;

@@ -44,7 +44,10 @@ describe('vector and quaternion blending', () => {
     const a = { pos: [0, 0, 0], rot: IDENTITY, scale: [1, 1, 1] };
     const b = { pos: [2, 0, 0], rot: IDENTITY, scale: [3, 3, 3] };
     assert.deepEqual(lerpTransform(a, b, 0.5).scale, [2, 2, 2]);
-    assert.equal(lerpTransform({ pos: [0, 0, 0], rot: IDENTITY }, { pos: [1, 1, 1], rot: IDENTITY }, 0.5).scale, undefined);
+    assert.equal(
+      lerpTransform({ pos: [0, 0, 0], rot: IDENTITY }, { pos: [1, 1, 1], rot: IDENTITY }, 0.5).scale,
+      undefined,
+    );
   });
 
   test('lerpPose shows a hand that appears and drops a hand that is lost', () => {

@@ -103,7 +103,10 @@ describe('jsonCodec', () => {
 
 describe('mergeProps', () => {
   test('replaces top-level keys and deletes keys set to null, as the server does', () => {
-    const merged = mergeProps({ color: '#ff0000', label: 'a', nested: { x: 1 } }, { color: '#00ff00', label: null, nested: { y: 2 } });
+    const merged = mergeProps(
+      { color: '#ff0000', label: 'a', nested: { x: 1 } },
+      { color: '#00ff00', label: null, nested: { y: 2 } },
+    );
     assert.deepEqual(merged, { color: '#00ff00', nested: { y: 2 } });
   });
 });

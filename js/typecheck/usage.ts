@@ -23,7 +23,10 @@ export async function example(): Promise<void> {
   const joined = await client.join('lobby');
   console.log(welcome.tick_rate, joined.members.length, joined.entities?.length ?? 0, client.rtt);
 
-  const pose: Pose = { head: { pos: [0, 1.6, 0], rot: [0, 0, 0, 1] }, right: { pos: [0.3, 1.1, -0.3], rot: [0, 0, 0, 1] } };
+  const pose: Pose = {
+    head: { pos: [0, 1.6, 0], rot: [0, 0, 0, 1] },
+    right: { pos: [0.3, 1.1, -0.3], rot: [0, 0, 0, 1] },
+  };
   client.setPose(pose);
   for (const id of client.members.keys()) {
     const seen: Pose | null = client.remotePose(id);
@@ -31,7 +34,12 @@ export async function example(): Promise<void> {
   }
   client.send('chat', { text: 'hello' });
 
-  const id: string = await client.createEntity({ kind: 'cube', pos: [0, 1, -2], props: { color: '#ff0000' }, owned: false });
+  const id: string = await client.createEntity({
+    kind: 'cube',
+    pos: [0, 1, -2],
+    props: { color: '#ff0000' },
+    owned: false,
+  });
   await client.updateEntity(id, { props: { color: '#00ff00', label: null } });
   if (await client.claim(id)) {
     client.streamEntity(id, { pos: [0, 1.2, -2] });

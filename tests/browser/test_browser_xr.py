@@ -26,14 +26,19 @@ async def test_a_headset_user_enters_vr_and_the_other_page_sees_the_hands_move(
     assert await vera.page.locator("#enter-ar").count() == 1, "a Quest 3 also does passthrough AR"
     await enter_vr.click()
     await vera.wait_for("shoalDebug.presenting()", timeout=10)
+    frame = await vera.debug("frames()")
+    await vera.wait_for("shoalDebug.frames() >= arg + 2", frame)  # the pose now comes from the controllers
 
-    # the controllers are the hands: both tracked, both sent, both drawn on Bob's page
+    # the controllers are the hands: both tracked, both sent, both drawn on Bob's page where Vera holds them
+    sent = await vera.wait_for("shoalDebug.self().left && shoalDebug.self().right && shoalDebug.self()", timeout=10)
+    assert math.dist(sent["left"], sent["right"]) > 0.1, "two separate hands"
     seen = await bob.wait_for(
         "(() => { const v = shoalDebug.avatars().find(a => a.name === 'Vera');"
-        " return v && v.visible && v.left && v.right ? v : null; })()",
+        " const near = (a, b) => a && Math.hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]) < 0.03;"
+        " return v && v.visible && near(v.left, arg.left) && near(v.right, arg.right) ? v : null; })()",
+        sent,
         timeout=10,
     )
-    assert math.dist(seen["left"], seen["right"]) > 0.1, "two separate hands"
 
     await vera.page.evaluate(f"() => {{ xrDevice.controllers.right.position.y += {RAISE}; }}")
     raised = await bob.wait_for(

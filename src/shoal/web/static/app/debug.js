@@ -5,12 +5,20 @@ import * as THREE from 'three';
 const round = (value) => Math.round(value * 1000) / 1000;
 const vector = (v) => [round(v.x), round(v.y), round(v.z)];
 
-export function exposeDebugHook({ client, avatars, objects, camera, renderer, frames }) {
+export function exposeDebugHook({ client, avatars, objects, camera, renderer, frames, pose }) {
   const hook = {
     /** Connection state, member id, room and round-trip time. */
     connection: () => ({ state: client.state, id: client.id, room: client.room, rtt: client.rtt }),
-    /** Where this user's head is, in world coordinates. */
-    self: () => ({ head: vector(camera.getWorldPosition(new THREE.Vector3())) }),
+    /** This user's avatar as sent to the room: head and hand positions (null for an untracked hand). */
+    self: () => {
+      const sent = pose();
+      const position = (part) => (sent?.[part] ? sent[part].pos.map(round) : null);
+      return {
+        head: vector(camera.getWorldPosition(new THREE.Vector3())),
+        left: position('left'),
+        right: position('right'),
+      };
+    },
     /** Every remote avatar as drawn this frame (interpolated): head and hand positions, null for a hidden hand. */
     avatars: () =>
       [...avatars.views.values()].map((view) => ({
@@ -37,7 +45,10 @@ export function exposeDebugHook({ client, avatars, objects, camera, renderer, fr
       const projected = mesh.getWorldPosition(new THREE.Vector3()).project(camera);
       if (Math.abs(projected.x) > 1 || Math.abs(projected.y) > 1 || projected.z > 1) return null;
       const rect = renderer.domElement.getBoundingClientRect();
-      return { x: rect.left + ((projected.x + 1) / 2) * rect.width, y: rect.top + ((1 - projected.y) / 2) * rect.height };
+      return {
+        x: rect.left + ((projected.x + 1) / 2) * rect.width,
+        y: rect.top + ((1 - projected.y) / 2) * rect.height,
+      };
     },
     /** True while an immersive (VR or AR) session is running. */
     presenting: () => renderer.xr.isPresenting,

@@ -9,15 +9,22 @@ const RUN_SPEED = 4.5; // with Shift
 const TURN_SPEED = 1.8; // rad/s, Q/E
 const ROOM_RADIUS = 14; // metres from the centre you can walk
 const FORWARD = new THREE.Vector3(0, 0, -1);
+/** [forward, right] for each key that walks. */
 const MOVES = {
-  KeyW: [1, 0], ArrowUp: [1, 0], KeyS: [-1, 0], ArrowDown: [-1, 0],
-  KeyA: [0, -1], ArrowLeft: [0, -1], KeyD: [0, 1], ArrowRight: [0, 1],
-}; // prettier-ignore
+  KeyW: [1, 0],
+  ArrowUp: [1, 0],
+  KeyS: [-1, 0],
+  ArrowDown: [-1, 0],
+  KeyA: [0, -1],
+  ArrowLeft: [0, -1],
+  KeyD: [0, 1],
+  ArrowRight: [0, 1],
+};
 
 export class DesktopControls {
   /**
    * @param {{camera: THREE.Camera, canvas: HTMLCanvasElement, objects: import('./objects.js').SharedObjects,
-   *          crosshair: HTMLElement}} options
+   *          crosshair: HTMLElement, invalidate: () => void}} options  invalidate: asks for a redraw
    */
   constructor({ camera, canvas, objects, crosshair, invalidate }) {
     this.camera = camera;
@@ -49,7 +56,10 @@ export class DesktopControls {
   moveCursor(event, canvas) {
     if (this.look.isLocked) return;
     const rect = canvas.getBoundingClientRect();
-    this.cursor.set(((event.clientX - rect.left) / rect.width) * 2 - 1, -((event.clientY - rect.top) / rect.height) * 2 + 1);
+    this.cursor.set(
+      ((event.clientX - rect.left) / rect.width) * 2 - 1,
+      -((event.clientY - rect.top) / rect.height) * 2 + 1,
+    );
   }
 
   press(event, canvas) {
@@ -65,7 +75,9 @@ export class DesktopControls {
   /** Turn the pointer towards the cursor (or straight ahead, when the mouse is captured). */
   aim() {
     if (this.look.isLocked) this.cursor.set(0, 0);
-    const direction = new THREE.Vector3(this.cursor.x, this.cursor.y, 0.5).applyMatrix4(this.camera.projectionMatrixInverse);
+    const direction = new THREE.Vector3(this.cursor.x, this.cursor.y, 0.5).applyMatrix4(
+      this.camera.projectionMatrixInverse,
+    );
     this.pointer.quaternion.setFromUnitVectors(FORWARD, direction.normalize());
   }
 
@@ -108,5 +120,8 @@ export class DesktopControls {
 
 function isTyping(event) {
   const target = event.target;
-  return target instanceof HTMLElement && (target.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(target.tagName));
+  return (
+    target instanceof HTMLElement &&
+    (target.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(target.tagName))
+  );
 }

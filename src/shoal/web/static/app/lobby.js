@@ -25,7 +25,11 @@ export function lobbyChoice() {
       (event) => {
         event.preventDefault();
         field('join').disabled = true;
-        const choice = { room: field('room').value.trim(), name: field('name').value.trim(), color: field('color').value };
+        const choice = {
+          room: field('room').value.trim(),
+          name: field('name').value.trim(),
+          color: field('color').value,
+        };
         localStorage.setItem(REMEMBERED, JSON.stringify({ name: choice.name, color: choice.color }));
         resolve(choice);
       },

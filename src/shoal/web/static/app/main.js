@@ -60,17 +60,27 @@ async function enter({ room: name, name: displayName, color }) {
     invalidate: world.invalidate,
   });
   const xr = new XRControls({ ...world, objects, color, buttons: document.getElementById('xr-buttons') });
-  exposeDebugHook({ client, avatars, objects, camera: world.camera, renderer: world.renderer, frames: () => frames });
+  exposeDebugHook({
+    client,
+    avatars,
+    objects,
+    camera: world.camera,
+    renderer: world.renderer,
+    frames: () => frames,
+    pose: () => room?.pose ?? null,
+  });
   window.addEventListener('pagehide', () => client.close(1000, 'page closed'));
   return { client, avatars, objects, desktop, xr };
 }
 
 /** One frame of the room; true if anything on screen moved. */
-function update({ client, avatars, objects, desktop, xr }, dt) {
+function update(room, dt) {
+  const { client, avatars, objects, desktop, xr } = room;
   desktop.enabled = !xr.presenting;
   const walked = desktop.update(dt);
   xr.update(dt);
-  client.setPose(localPose(desktop, xr));
+  room.pose = localPose(desktop, xr);
+  client.setPose(room.pose);
   const objectsMoved = objects.update(dt);
   const avatarsMoved = avatars.update(world.camera.getWorldPosition(_viewer));
   return walked || objectsMoved || avatarsMoved;

@@ -12,7 +12,11 @@ const GRAVITY = 9.8;
 
 /** What each entity kind looks like and what a user does with it. Unknown kinds show as a grey box. */
 const KINDS = {
-  cube: { geometry: () => new THREE.BoxGeometry(CUBE_SIZE, CUBE_SIZE, CUBE_SIZE), action: 'recolour', halfHeight: CUBE_SIZE / 2 },
+  cube: {
+    geometry: () => new THREE.BoxGeometry(CUBE_SIZE, CUBE_SIZE, CUBE_SIZE),
+    action: 'recolour',
+    halfHeight: CUBE_SIZE / 2,
+  },
   ball: { geometry: () => new THREE.SphereGeometry(BALL_RADIUS, 32, 16), action: 'grab', halfHeight: BALL_RADIUS },
 };
 const UNKNOWN_KIND = { geometry: () => new THREE.BoxGeometry(0.2, 0.2, 0.2), action: null, halfHeight: 0.1 };
@@ -105,7 +109,8 @@ export class SharedObjects {
     const mesh = this.views.get(entity.id);
     if (!mesh) return;
     mesh.material.color.set(typeof entity.props?.color === 'string' ? entity.props.color : '#9aa3ad');
-    const holder = entity.owner !== undefined && entity.owner !== this.client.id ? this.client.members.get(entity.owner) : null;
+    const holder =
+      entity.owner !== undefined && entity.owner !== this.client.id ? this.client.members.get(entity.owner) : null;
     mesh.material.emissive.set(holder ? holder.color : '#000000');
     mesh.material.emissiveIntensity = holder ? 0.35 : 0;
     mesh.userData.drawn = null; // the change may have moved it too
@@ -132,7 +137,9 @@ export class SharedObjects {
     const entity = this.client.entities.get(id);
     if (!entity) return;
     const next = PALETTE[(PALETTE.indexOf(entity.props?.color) + 1) % PALETTE.length];
-    this.client.updateEntity(id, { props: { color: next } }).catch((error) => console.warn('recolour refused:', error.code));
+    this.client
+      .updateEntity(id, { props: { color: next } })
+      .catch((error) => console.warn('recolour refused:', error.code));
   }
 
   /**
@@ -165,7 +172,10 @@ export class SharedObjects {
     }
   }
 
-  /** Once per frame: carried and falling objects follow us (streamed to the room), the rest the SDK. True if any moved. */
+  /**
+   * Once per frame: carried and falling objects follow us (streamed to the room), the rest follow the SDK.
+   * True if any moved.
+   */
   update(dt) {
     const client = this.client;
     const now = client.serverNow();

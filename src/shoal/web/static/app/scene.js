@@ -110,7 +110,11 @@ function addEnvironment(scene) {
     for (const sx of [-1, 1]) {
       for (const sz of [-1, 1]) {
         const leg = new THREE.Mesh(new THREE.CylinderGeometry(0.025, 0.025, table.height - 0.05), legs);
-        leg.position.set(table.x + sx * (table.width / 2 - 0.08), (table.height - 0.05) / 2, table.z + sz * (table.depth / 2 - 0.08));
+        leg.position.set(
+          table.x + sx * (table.width / 2 - 0.08),
+          (table.height - 0.05) / 2,
+          table.z + sz * (table.depth / 2 - 0.08),
+        );
         furniture.add(leg);
       }
     }

@@ -42,7 +42,10 @@ export class XRControls {
       ['immersive-vr', 'immersive-ar'].map((mode) => navigator.xr.isSessionSupported(mode).catch(() => false)),
     );
     if (vr) container.appendChild(withId(VRButton.createButton(this.renderer), 'enter-vr'));
-    if (ar) container.appendChild(withId(ARButton.createButton(this.renderer, { optionalFeatures: ['local-floor'] }), 'enter-ar'));
+    if (ar)
+      container.appendChild(
+        withId(ARButton.createButton(this.renderer, { optionalFeatures: ['local-floor'] }), 'enter-ar'),
+      );
   }
 
   /** Controller `index`: its grip carries the hand, its target ray the laser; both live in the rig. */
@@ -196,8 +199,14 @@ function withId(element, id) {
 }
 
 function laser() {
-  const geometry = new THREE.BufferGeometry().setFromPoints([new THREE.Vector3(), new THREE.Vector3(0, 0, -RAY_LENGTH)]);
-  const line = new THREE.Line(geometry, new THREE.LineBasicMaterial({ color: 0xffffff, transparent: true, opacity: 0.5 }));
+  const geometry = new THREE.BufferGeometry().setFromPoints([
+    new THREE.Vector3(),
+    new THREE.Vector3(0, 0, -RAY_LENGTH),
+  ]);
+  const line = new THREE.Line(
+    geometry,
+    new THREE.LineBasicMaterial({ color: 0xffffff, transparent: true, opacity: 0.5 }),
+  );
   line.name = 'laser';
   return line;
 }

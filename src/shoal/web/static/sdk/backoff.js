@@ -8,7 +8,8 @@ export class Backoff {
    * Delay n (from 0) is `min(maxDelay, initialDelay * factor ** n)`, less a random part of up to `jitter`
    * of it: with the defaults 0.5-1 s, 1-2 s, 2-4 s, ... capped at 7.5-15 s.
    *
-   * @param {{initialDelay?: number, maxDelay?: number, factor?: number, jitter?: number, random?: () => number}} [options]
+   * @param {{initialDelay?: number, maxDelay?: number, factor?: number, jitter?: number,
+   *          random?: () => number}} [options]
    */
   constructor({ initialDelay = 1000, maxDelay = 15000, factor = 2, jitter = 0.5, random = Math.random } = {}) {
     if (!(initialDelay > 0 && maxDelay >= initialDelay && factor >= 1 && jitter >= 0 && jitter <= 1)) {

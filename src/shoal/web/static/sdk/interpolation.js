@@ -89,7 +89,8 @@ export class InterpolationBuffer {
       }
       // Nothing arrived for a while because the object stood still (the server sends only changes).
       // It started moving one interval ago, not when the previous snapshot was taken: hold it until then.
-      if (time - last.time > 2.5 * this.interval) this.snapshots.push({ time: time - this.interval, value: last.value });
+      if (time - last.time > 2.5 * this.interval)
+        this.snapshots.push({ time: time - this.interval, value: last.value });
     }
     this.snapshots.push({ time, value });
     if (this.snapshots.length > this.capacity) this.snapshots.splice(0, this.snapshots.length - this.capacity);

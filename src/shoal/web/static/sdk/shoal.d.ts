@@ -95,6 +95,8 @@ export interface Welcome {
   server_time: number;
   tick_rate: number;
   v: number;
+  /** True when this welcome restored a dropped session (same id; the server rejoins its room). */
+  resumed?: boolean;
   server: { [key: string]: string };
   limits: { [key: string]: number };
 }

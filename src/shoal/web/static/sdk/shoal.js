@@ -10,8 +10,9 @@
  *   // each frame: client.remotePose(id) gives another member's pose, interpolated ~100 ms behind
  *
  * It has no dependencies (no three.js): positions are `[x, y, z]` arrays in metres and rotations are
- * quaternions `[x, y, z, w]`. It reconnects by itself with backoff and jitter, then joins the same room
- * again and re-announces its pose. Types: /sdk/shoal.d.ts.
+ * quaternions `[x, y, z, w]`. It reconnects by itself with backoff and jitter, resuming the same session
+ * (same id and avatar) when the server still holds it, or else joining the same room again, and
+ * re-announces its pose. Types: /sdk/shoal.d.ts.
  */
 
 import { Backoff } from './backoff.js';
@@ -96,6 +97,7 @@ export class ShoalClient extends Emitter {
     this._pingTimer = null;
     this._retryTimer = null;
     this._pingsSent = 0;
+    this._resumed = false; // the last welcome resumed a session: the server rejoins its room
   }
 
   // ---- connection ------------------------------------------------------------------------------------
@@ -261,6 +263,8 @@ export class ShoalClient extends Emitter {
     socket.onopen = () => {
       const hello = { type: 'hello', v: PROTOCOL_VERSION, name: this.name };
       if (this.color) hello.color = this.color;
+      // after a drop, ask for the same session back (the server keeps it for a minute)
+      if (this.welcome?.resume_token) hello.resume = this.welcome.resume_token;
       this._send(hello);
     };
     socket.onmessage = (event) => this._receive(event.data);
@@ -471,10 +475,18 @@ ShoalClient.prototype._handlers = {
     this._startTimers(message.tick_rate);
     this.emit('welcome', message);
     for (const waiter of this._connectWaiters.splice(0)) waiter.resolve(message);
-    if (this._wantedRoom !== null) this._send({ type: 'join', room: this._wantedRoom });
+    // a resumed session is put back in its room by the server (a `joined` follows); otherwise join again
+    this._resumed = Boolean(message.resumed);
+    if (this._wantedRoom !== null && !this._resumed) this._send({ type: 'join', room: this._wantedRoom });
   },
 
   joined(message) {
+    if (this._resumed) {
+      this._resumed = false;
+      // the session came back in its old room, but join() asked for another meanwhile
+      if (this._wantedRoom !== null && this._wantedRoom !== message.room)
+        this._send({ type: 'join', room: this._wantedRoom });
+    }
     const time = this.serverNow();
     const sameRoom = this.room === message.room;
     if (!sameRoom) this._resetRoom();
@@ -586,12 +598,16 @@ ShoalClient.prototype._handlers = {
 };
 
 function sameNumbers(a, b) {
-  return a === b || (a !== undefined && b !== undefined && a.length === b.length && a.every((value, i) => value === b[i]));
+  return (
+    a === b || (a !== undefined && b !== undefined && a.length === b.length && a.every((value, i) => value === b[i]))
+  );
 }
 
 function samePose(a, b) {
   return ['head', 'left', 'right'].every(
-    (part) => a[part] === b[part] || (a[part] && b[part] && sameNumbers(a[part].pos, b[part].pos) && sameNumbers(a[part].rot, b[part].rot)),
+    (part) =>
+      a[part] === b[part] ||
+      (a[part] && b[part] && sameNumbers(a[part].pos, b[part].pos) && sameNumbers(a[part].rot, b[part].rot)),
   );
 }
 

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from shoal import __version__
+from shoal.cli_accounts import auth_options, auth_settings, user
 from shoal.config import ServerConfig
 from shoal.core.limits import Limits
 from shoal.logs import configure_logging
@@ -21,6 +22,9 @@ from shoal.store import StoreError, open_store
 @click.version_option(__version__, prog_name="shoal")
 def main() -> None:
     """Shoal: real-time multiplayer WebXR rooms in one process."""
+
+
+main.add_command(user)
 
 
 def _check_store_url(ctx: click.Context, param: click.Parameter, url: str) -> str:
@@ -140,6 +144,7 @@ def _check_store_url(ctx: click.Context, param: click.Parameter, url: str) -> st
     type=click.Choice(["auto", "asyncio", "uvloop"]),
     help="Event loop; auto is uvloop when installed (pip install 'shoal[speed]'): ~40% less CPU per pose.",
 )
+@auth_options
 def serve(
     host: str,
     port: int,
@@ -181,6 +186,7 @@ def serve(
         tick_rate=tick_rate,
         server_name=server_name,
         limits=limits,
+        auth=auth_settings(),
     )
     from shoal import tls  # imported late, like the server: --help needs neither
     from shoal.server import serve as run  # imported late: aiohttp is not needed for --help

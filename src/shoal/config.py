@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shoal.auth.settings import AuthSettings
+from shoal.core.interest import Interest
 from shoal.core.limits import Limits
 
 
@@ -23,6 +24,9 @@ class ServerConfig:
     tick_rate: float = 20.0
     server_name: str = "shoal"
     limits: Limits = field(default_factory=Limits)
+    interest: Interest | None = None
+    """Interest management in every room: poses within a radius every tick, the others at a slower rate
+    (None: everyone gets every pose every tick). See `shoal.core.interest`."""
     broadcast_prefixes: tuple[str, ...] = ("/broadcast",)
     """Paths of the ws-broadcast relay: each prefix and every path below it (the room is the raw path + query)."""
     naf_path: str = "/naf"

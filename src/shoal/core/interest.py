@@ -19,6 +19,9 @@ from dataclasses import dataclass
 
 from shoal.core.member import Member
 
+DEFAULT_FAR_EVERY = 4
+"""At 20 Hz, poses beyond the radius arrive at 5 Hz."""
+
 
 @dataclass(frozen=True, slots=True)
 class Interest:
@@ -26,7 +29,7 @@ class Interest:
     ticks (`far_every` 4 at 20 Hz: poses beyond the radius arrive at 5 Hz)."""
 
     radius: float
-    far_every: int = 4
+    far_every: int = DEFAULT_FAR_EVERY
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.radius) and self.radius > 0):

@@ -33,6 +33,7 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
         tick_rate=config.tick_rate,
         server_name=config.server_name,
         store_backed=True,
+        interest=config.interest,
         auth_mode=config.auth.mode,
     )
     transport = WebSocketTransport(engine)

@@ -13,6 +13,7 @@ import click
 from shoal import __version__
 from shoal.cli_accounts import auth_options, auth_settings, user
 from shoal.config import ServerConfig
+from shoal.core.interest import DEFAULT_FAR_EVERY, Interest
 from shoal.core.limits import Limits
 from shoal.logs import configure_logging
 from shoal.store import StoreError, open_store
@@ -89,6 +90,21 @@ def _check_store_url(ctx: click.Context, param: click.Parameter, url: str) -> st
     type=click.FloatRange(0.5, 240),
     help="Room tick rate in Hz: how often pose changes are sent.",
 )
+@click.option(
+    "--interest-radius",
+    envvar="SHOAL_INTEREST_RADIUS",
+    default=0.0,
+    type=click.FloatRange(0, 10_000),
+    help="Interest management: poses within this many metres every tick, the others every "
+    "--interest-far-every ticks (0: off, everyone gets every pose).",
+)
+@click.option(
+    "--interest-far-every",
+    envvar="SHOAL_INTEREST_FAR_EVERY",
+    default=DEFAULT_FAR_EVERY,
+    type=click.IntRange(1, 1000),
+    help="Ticks between two deliveries of the poses beyond --interest-radius.",
+)
 @click.option("--name", "server_name", envvar="SHOAL_NAME", default="shoal", help="Server name shown to clients.")
 @click.option(
     "--max-members",
@@ -154,6 +170,8 @@ def serve(
     data_dir: Path,
     store_url: str,
     tick_rate: float,
+    interest_radius: float,
+    interest_far_every: int,
     server_name: str,
     max_members: int,
     max_message_bytes: int,
@@ -187,6 +205,7 @@ def serve(
         server_name=server_name,
         limits=limits,
         auth=auth_settings(),
+        interest=Interest(interest_radius, interest_far_every) if interest_radius > 0 else None,
     )
     from shoal import tls  # imported late, like the server: --help needs neither
     from shoal.server import serve as run  # imported late: aiohttp is not needed for --help

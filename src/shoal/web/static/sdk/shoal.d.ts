@@ -243,7 +243,7 @@ export declare class ShoalClient extends Emitter<ShoalEvents> {
   constructor(options?: ShoalClientOptions);
   readonly url: string;
   readonly state: ConnectionState;
-  /** This connection's member id; null before the welcome; changes after a reconnect. */
+  /** This session's member id; null before the welcome; a reconnect that cannot resume gets a new one. */
   readonly id: number | null;
   readonly welcome: Welcome | null;
   /** The room we are in, or null. */

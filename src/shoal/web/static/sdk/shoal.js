@@ -70,7 +70,7 @@ export class ShoalClient extends Emitter {
 
     /** 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed' */
     this.state = 'idle';
-    /** This connection's member id (it changes after a reconnect). */
+    /** This session's member id (a reconnect that cannot resume the session gets a new one). */
     this.id = null;
     this.welcome = null;
     /** The room we are in, or null. */
@@ -97,6 +97,7 @@ export class ShoalClient extends Emitter {
     this._pingTimer = null;
     this._retryTimer = null;
     this._pingsSent = 0;
+    this._resumeToken = null; // from the last welcome: asks for the same session after a drop
     this._resumed = false; // the last welcome resumed a session: the server rejoins its room
   }
 
@@ -115,6 +116,7 @@ export class ShoalClient extends Emitter {
     const socket = this._socket;
     this._socket = null;
     clearTimeout(this._retryTimer);
+    this._resumeToken = null; // a session we ended ourselves is over
     this._setState('closed', { code, reason });
     this._connectionLost(new ShoalError('disconnected', reason), true);
     if (socket && socket.readyState <= 1) socket.close(code, reason);
@@ -264,7 +266,7 @@ export class ShoalClient extends Emitter {
       const hello = { type: 'hello', v: PROTOCOL_VERSION, name: this.name };
       if (this.color) hello.color = this.color;
       // after a drop, ask for the same session back (the server keeps it for a minute)
-      if (this.welcome?.resume_token) hello.resume = this.welcome.resume_token;
+      if (this._resumeToken) hello.resume = this._resumeToken;
       this._send(hello);
     };
     socket.onmessage = (event) => this._receive(event.data);
@@ -398,11 +400,7 @@ export class ShoalClient extends Emitter {
     const member = { id: info.id, name: info.name, color: info.color };
     this.members.set(member.id, member);
     if (member.id === this.id) return member;
-    const buffer = new InterpolationBuffer({
-      delay: this.interpolationDelay,
-      interval: 1000 / (this.welcome?.tick_rate ?? 20),
-      interpolate: lerpPose,
-    });
+    const buffer = this._newBuffer(lerpPose);
     this._poseBuffers.set(member.id, buffer);
     if (info.pose) {
       member.pose = info.pose;
@@ -410,6 +408,15 @@ export class ShoalClient extends Emitter {
     }
     this.emit('member_joined', { member });
     return member;
+  }
+
+  /** An interpolation buffer for what arrives in ticks: `interpolationDelay` behind, at the tick interval. */
+  _newBuffer(interpolate) {
+    return new InterpolationBuffer({
+      delay: this.interpolationDelay,
+      interval: 1000 / (this.welcome?.tick_rate ?? 20),
+      interpolate,
+    });
   }
 
   _removeMember(id) {
@@ -430,11 +437,7 @@ export class ShoalClient extends Emitter {
     } else {
       let buffer = this._entityBuffers.get(entity.id);
       if (!buffer) {
-        buffer = new InterpolationBuffer({
-          delay: this.interpolationDelay,
-          interval: 1000 / (this.welcome?.tick_rate ?? 20),
-          interpolate: lerpTransform,
-        });
+        buffer = this._newBuffer(lerpTransform);
         this._entityBuffers.set(entity.id, buffer);
       }
       buffer.push(time, { pos: entity.pos, rot: entity.rot ?? IDENTITY_ROTATION, scale: entity.scale });
@@ -469,6 +472,7 @@ ShoalClient.prototype._handlers = {
     if (this.id !== null) this.members.delete(this.id); // our old self left with the old connection
     this.id = message.id;
     this.welcome = message;
+    this._resumeToken = message.resume_token ?? null;
     this.clock.seed(message.server_time);
     this.backoff.reset();
     this._setState('connected');

@@ -12,6 +12,7 @@ import click
 
 from shoal import __version__
 from shoal.cli_accounts import auth_options, auth_settings, user
+from shoal.cli_bench import bench
 from shoal.config import ServerConfig
 from shoal.core.interest import DEFAULT_FAR_EVERY, Interest
 from shoal.core.limits import Limits
@@ -26,6 +27,7 @@ def main() -> None:
 
 
 main.add_command(user)
+main.add_command(bench)
 
 
 def _check_store_url(ctx: click.Context, param: click.Parameter, url: str) -> str:

@@ -1,0 +1,686 @@
+"""The fan-out benchmark: server CPU per delivered pose, loss and latency with C clients in rooms of R.
+
+    python bench/fanout.py                      # 200 clients, rooms of 25, 20 Hz, 2 loaders, JSON
+    python bench/fanout.py --protocol binary --clients 50 --duration 10 --output docs/benchmarks/run.json
+    shoal bench                                 # a sweep over client counts and protocols, with a plot
+
+It starts `python -m shoal serve` from this checkout's `src/` as its own process (event loop chosen by
+`--server-loop`), or targets a running server at `--server-url`, connects the clients from `--loaders`
+separate load-generator processes (`shoal.bench.loader`; one Python loader saturates before the server
+does), lets every client send a head-and-hands pose at `--hz` for `--warmup` seconds in the chosen
+protocol (`json`, `binary`, or `broadcast`: the ws-broadcast dialect, a plain per-message relay on the
+same server), then measures for `--duration` seconds and prints ONE JSON line.
+
+Clients of a room stand `--spread` metres apart along z, so that interest management
+(`--interest-radius` of the started server) has near and far neighbours to tell apart.
+
+What is measured, over the window [start, end):
+
+- **deliveries**: pose entries received by a member other than their sender, counted by receive time.
+  A pose resent in a full-state tick (after the receiver skipped a tick) is a duplicate, not a delivery.
+- **server CPU µs per delivered pose**: user + system time of the server process (`/proc/PID/stat`,
+  all threads) over the window, divided by the deliveries. Also the cores it used and its RSS.
+- **latency p50/p99**: receive time minus the send time the pose carries in `t` (same host clock). It
+  includes the wait for the next tick (up to one tick interval, by design) and the loaders' own delays.
+- **loss**: each pose carries a per-sender sequence number (the head's x position in mm). For every
+  pose sent in the window, the server does one of three things: it relays it in a tick frame, which
+  carries the same bytes to every other member of the room; it coalesces it (a newer pose of the same
+  sender arrived before the tick, and the latest wins, as docs/protocol.md says); or it drops it
+  (rate limit, invalid, sender in no room: counted in `/api/stats`). So a pose that reached at least one
+  receiver was relayed, and every other member of the room that did not get it lost it; a pose that
+  reached no receiver was coalesced, unless the server's drop counters moved, and then each drop counts
+  as lost for every receiver. `loss.lost` is the sum of both; `loss.pct` is `lost` over the deliveries
+  owed (relayed poses times receivers, plus the dropped ones); a late pose still missing `--drain`
+  seconds after the window counts as lost. The limit of this definition: a pose the server silently
+  withheld from every receiver of its room would count as coalesced, so `loss.coalesced_pct` is
+  reported too (at a tick rate equal to the send rate it stays a few per cent, from send jitter).
+  With `--interest-radius`, only receivers within the radius of the sender are owed every relayed pose
+  (the others get the far tier by design), so loss is counted over those pairs (`loss.scope`).
+
+The server is stopped by PID, and every loader too, on success, error or Ctrl-C. Every wait is
+bounded; the whole run takes about warmup + duration + drain + the time to connect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import click
+
+import shoal
+
+SOURCE_TREE = Path(shoal.__file__).parents[1]
+"""Where this `shoal` package lives: the server and loaders it starts run this code, whatever is installed."""
+PROTOCOLS = ("json", "binary", "broadcast")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+SERVER_START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0
+INTEREST_EDGE_M = 0.05
+"""With interest management, pairs this close to the radius are not owed every pose (positions drift by
+the x of their sequence numbers, a few millimetres)."""
+LATENCY_BIN_MS = 0.01
+"""Loaders histogram latencies in bins this wide (10 µs) and ship counts, not every sample."""
+IDLE_SETTLE_S = 2.0
+"""Seconds between the last idle client joining and reading the server's RSS."""
+RESULT_MARGIN_S = 30.0
+"""Seconds past the drain to wait for the loaders' results (they ship every receiver's bit sets)."""
+
+
+class BenchError(click.ClickException):
+    """The benchmark could not run (server did not start, a loader failed, ...)."""
+
+
+# ---- the server under test ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the server is: its HTTP base URL, its WebSocket URL and, when on this host, its PID."""
+
+    http_url: str
+    ws_url: str
+    pid: int | None
+
+
+@contextlib.contextmanager
+def started_server(
+    tick_rate: float, max_members: int, loop: str, interest_radius: float = 0.0, interest_far_every: int = 4
+) -> Iterator[Target]:
+    """Run `shoal serve` on a free port of 127.0.0.1 in its own process; stop it by PID on exit.
+
+    The port comes from the server's JSON `listening` log line. Logs go to a temporary file (info level:
+    connection events only, never per message), which is quoted if the server fails to start.
+    """
+    with (
+        tempfile.TemporaryDirectory(prefix="shoal-bench-") as data_dir,
+        open(Path(data_dir) / "server.log", "w+b") as log,
+    ):
+        command = [
+            sys.executable, "-m", "shoal", "serve", "--host", "127.0.0.1", "--port", "0",
+            "--log-level", "info", "--log-format", "json", "--tick-rate", str(tick_rate),
+            "--max-members", str(max_members), "--data", str(Path(data_dir) / "data"), "--loop", loop,
+            "--interest-radius", str(interest_radius), "--interest-far-every", str(interest_far_every),
+        ]  # fmt: skip
+        server = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env=child_environment(),
+            start_new_session=True,
+        )
+        try:
+            port = _wait_for_listening(server, log)
+            yield Target(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws", server.pid)
+        finally:
+            _stop(server, signal.SIGTERM)
+
+
+def child_environment() -> dict[str, str]:
+    """This environment, with `SOURCE_TREE` first on PYTHONPATH so that children import this `shoal`."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE_TREE), env.get("PYTHONPATH")]))
+    return env
+
+
+def _wait_for_listening(server: subprocess.Popen[bytes], log: Any) -> int:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        log.seek(0)
+        for line in log:
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if event.get("event") == "listening":
+                    return int(event["port"])
+        if server.poll() is not None:
+            log.seek(0)
+            raise BenchError(f"the server exited with {server.returncode}:\n{log.read().decode(errors='replace')}")
+        time.sleep(0.05)
+    raise BenchError(f"the server did not log 'listening' within {SERVER_START_TIMEOUT_S:.0f} s")
+
+
+def _stop(process: subprocess.Popen[Any], how: signal.Signals) -> None:
+    """Stop one child by its PID: `how` first, SIGKILL if it is still alive after STOP_TIMEOUT_S."""
+    if process.poll() is None:
+        process.send_signal(how)
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def running_server(url: str, pid: int | None) -> Target:
+    """A server that is already running at `url` (`http://host:port` or `ws://host:port/ws`).
+
+    Its CPU can only be read when it runs on this host: give `pid`, or it is looked up by its
+    listening port (needs psutil). Without a PID the CPU figures are null.
+    """
+    parts = urlsplit(url)
+    secure = parts.scheme in ("https", "wss")
+    http_url = urlunsplit(("https" if secure else "http", parts.netloc, "", "", ""))
+    ws_url = urlunsplit(("wss" if secure else "ws", parts.netloc, "/ws", "", ""))
+    if pid is None and parts.hostname in ("127.0.0.1", "localhost", "::1"):
+        pid = _listening_pid(parts.port or (443 if secure else 80))
+    return Target(http_url, ws_url, pid)
+
+
+def _listening_pid(port: int) -> int | None:
+    try:
+        import psutil
+    except ImportError:
+        return None
+    with contextlib.suppress(psutil.Error):
+        for connection in psutil.net_connections(kind="tcp"):
+            if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port and connection.pid:
+                return connection.pid
+    return None
+
+
+@dataclass(frozen=True)
+class ProcessSample:
+    """CPU seconds (user, system) and memory of one process at one instant, from /proc."""
+
+    user_s: float
+    system_s: float
+    rss_bytes: int
+    peak_rss_bytes: int
+
+    @classmethod
+    def read(cls, pid: int) -> ProcessSample:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()  # the name in parentheses may hold spaces
+        utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5), counted from 1
+        rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
+        peak = 0
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) * 1024
+        return cls(utime / CLOCK_TICKS, stime / CLOCK_TICKS, rss, peak)
+
+
+def fetch_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5.0) as response:
+        return json.load(response)
+
+
+# ---- the loaders ----------------------------------------------------------------------------------
+
+
+class Loader:
+    """One `shoal.bench.loader` process, spoken to in JSON lines over its stdin and stdout."""
+
+    def __init__(self, plan: dict[str, Any]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "shoal.bench.loader"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None,
+            env=child_environment(),
+            start_new_session=True,  # Ctrl-C reaches the orchestrator only; it stops every child by PID
+        )
+        self._buffer = b""
+        self.send(plan)
+
+    def send(self, message: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(message).encode() + b"\n")
+        self.process.stdin.flush()
+
+    def receive(self, deadline: float) -> dict[str, Any]:
+        """The loader's next JSON line; BenchError if it exits or says nothing before `deadline` (monotonic)."""
+        assert self.process.stdout is not None
+        fd = self.process.stdout.fileno()
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BenchError(f"loader {self.process.pid} did not answer in time")
+            readable, _, _ = select.select([fd], [], [], remaining)
+            if readable:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    code = self.process.wait()
+                    raise BenchError(f"loader {self.process.pid} ended (exit code {code}) before it answered")
+                self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return json.loads(line)
+
+    def stop(self) -> None:
+        _stop(self.process, signal.SIGTERM)
+
+
+def plan_clients(clients: int, room_size: int, loaders: int, run_id: str, spread: float = 0.0) -> list[list[list[Any]]]:
+    """Client i joins room i // room_size and stands at z = `spread` x its place in the room; loaders take
+    contiguous slices, so a room may span two."""
+    everyone = [
+        [index, f"bench-{run_id}-{index // room_size}", spread * (index % room_size)] for index in range(clients)
+    ]
+    per_loader = -(-clients // loaders)
+    return [everyone[start : start + per_loader] for start in range(0, clients, per_loader)]
+
+
+# ---- turning counts into figures -------------------------------------------------------------------
+
+
+@dataclass
+class LossCount:
+    """Deliveries owed and missed in the window, by the definition in this module's docstring."""
+
+    sent: int = 0
+    relayed: int = 0
+    owed: int = 0
+    lost: int = 0
+    coalesced: int = 0
+
+
+def count_losses(
+    senders: dict[str, list[Any]], receivers: dict[str, list[Any]], owed: Callable[[str, str], bool] | None = None
+) -> LossCount:
+    """Compare, per sender, what each room mate received against what any room mate received.
+
+    `owed(sender, receiver)` limits the receivers owed every relayed pose (default: every room mate).
+    """
+    rooms: dict[str, list[str]] = {}
+    for member, (room, _first, _last) in senders.items():
+        rooms.setdefault(room, []).append(member)
+    count = LossCount()
+    for members in rooms.values():
+        for sender in members:
+            _room, first, last = senders[sender]
+            if first is None:
+                continue
+            window = ((1 << (last + 1)) - 1) ^ ((1 << first) - 1)
+            received = [
+                int(receivers[r][1].get(sender, "0x0"), 16) & window
+                for r in members
+                if r != sender and (owed is None or owed(sender, r))
+            ]
+            relayed = 0
+            for bits in received:
+                relayed |= bits
+            relayed_count = relayed.bit_count()
+            count.sent += last - first + 1
+            count.relayed += relayed_count
+            count.owed += relayed_count * len(received)
+            count.lost += sum((relayed & ~bits).bit_count() for bits in received)
+            count.coalesced += (last - first + 1) - relayed_count
+    return count
+
+
+def percentile(bins: Counter[int], fraction: float, bin_ms: float) -> float | None:
+    """The `fraction` quantile of a histogram of `bin_ms`-wide bins, at the middle of its bin."""
+    total = sum(bins.values())
+    if not total:
+        return None
+    rank, seen = fraction * total, 0
+    for index in sorted(bins):
+        seen += bins[index]
+        if seen >= rank:
+            return round((index + 0.5) * bin_ms, 3)
+    return None
+
+
+def _delta(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    """Counter-by-counter difference of two `/api/stats` bodies (nested counters too)."""
+    delta: dict[str, Any] = {}
+    for key, value in after.items():
+        if isinstance(value, dict):
+            nested = _delta(value, before.get(key, {}))
+            delta[key] = {k: v for k, v in nested.items() if v}
+        elif isinstance(value, int | float):
+            delta[key] = value - before.get(key, 0)
+    return delta
+
+
+# ---- the run ------------------------------------------------------------------------------------------
+
+
+def run_benchmark(
+    target: Target,
+    *,
+    clients: int,
+    room_size: int,
+    hz: float,
+    loaders: int,
+    warmup: float,
+    duration: float,
+    drain: float,
+    tick_rate: float | None,
+    protocol: str = "json",
+    spread: float = 0.0,
+    interest_radius: float = 0.0,
+    on_phase: Callable[[str, float], None] | None = None,
+) -> dict[str, Any]:
+    """Connect, warm up, measure, and return the report (see the module docstring for definitions).
+
+    `on_phase(name, seconds)` is told when each phase starts (`connecting`, `warming up`, `measuring`,
+    `draining`) and how long it should take; by default phases are printed on stderr.
+    """
+    phase = on_phase or _print_phase
+    run_id = f"{os.getpid()}-{int(time.time())}"
+    ready_timeout = 10.0 + clients * 0.05
+    started: list[Loader] = []
+    try:
+        phase("connecting", min(ready_timeout, 1.0 + clients * 0.005))
+        for plan in plan_clients(clients, room_size, loaders, run_id, spread):
+            plan_message = {
+                "url": target.ws_url,
+                "protocol": protocol,
+                "clients": plan,
+                "hz": hz,
+                "drain": drain,
+                "ready_timeout": ready_timeout,
+                "latency_bin_ms": LATENCY_BIN_MS,
+            }
+            started.append(Loader(plan_message))
+        deadline = time.monotonic() + ready_timeout + 5.0
+        for loader in started:
+            loader.receive(deadline)
+        phase("warming up", warmup)
+        rooms = {room["name"]: room for room in fetch_json(target.http_url + "/api/rooms")["rooms"]}
+        own_rooms = [rooms.get(f"bench-{run_id}-{index}") for index in range(-(-clients // room_size))]
+        if tick_rate is None and own_rooms and own_rooms[0] is not None:
+            tick_rate = own_rooms[0]["tick_rate"]
+
+        start = time.time() + warmup
+        end = start + duration
+        for loader in started:
+            loader.send({"start": start, "end": end})
+
+        time.sleep(max(start - time.time(), 0.0))
+        phase("measuring", duration)
+        cpu_before = ProcessSample.read(target.pid) if target.pid else None
+        stats_before = fetch_json(target.http_url + "/api/stats")
+        load_before = os.getloadavg()
+        time.sleep(max(end - time.time(), 0.0))
+        cpu_after = ProcessSample.read(target.pid) if target.pid else None
+        stats_after = fetch_json(target.http_url + "/api/stats")
+        load_after = os.getloadavg()
+
+        phase("draining", drain)
+        deadline = time.monotonic() + drain + RESULT_MARGIN_S
+        results = [loader.receive(deadline)["result"] for loader in started]
+    finally:
+        for loader in started:
+            loader.stop()
+
+    observed = Observed(
+        results=results,
+        server_pid=target.pid,
+        loader_pids=[loader.process.pid for loader in started],
+        cpu_before=cpu_before,
+        cpu_after=cpu_after,
+        stats=_delta(stats_after, stats_before),
+        room_sizes=[room["members"] if room else 0 for room in own_rooms] if protocol != "broadcast" else [],
+        load_before=load_before,
+        load_after=load_after,
+    )
+    params = {
+        "clients": clients,
+        "room_size": room_size,
+        "hz": hz,
+        "loaders": loaders,
+        "warmup_s": warmup,
+        "duration_s": duration,
+        "drain_s": drain,
+        "tick_rate": tick_rate,
+        "server_url": target.http_url,
+        "protocol": protocol,
+        "spread_m": spread,
+        "interest_radius_m": interest_radius or None,
+    }
+    return _report(observed, params)
+
+
+def measure_idle_connections(
+    target: Target, *, connections: int, loaders: int, protocol: str = "binary", room_size: int = 25
+) -> dict[str, Any]:
+    """Open `connections` clients that greet, join rooms of `room_size` and then stay silent, from
+    `loaders` processes, and report how much the server's RSS grew per connection (`kib_per_connection`).
+
+    The RSS is read from /proc before the clients connect and `IDLE_SETTLE_S` after the last one joined.
+    """
+    if target.pid is None:
+        raise BenchError("measuring idle connections needs the server's PID (start it, or give --server-pid)")
+    run_id = f"idle-{os.getpid()}-{int(time.time())}"
+    ready_timeout = 10.0 + connections * 0.05
+    before = ProcessSample.read(target.pid)
+    load_before = os.getloadavg()
+    started: list[Loader] = []
+    try:
+        for plan in plan_clients(connections, room_size, min(loaders, connections), run_id):
+            plan_message = {
+                "url": target.ws_url,
+                "protocol": protocol,
+                "clients": plan,
+                "ready_timeout": ready_timeout,
+                "idle": True,
+            }
+            started.append(Loader(plan_message))
+        deadline = time.monotonic() + ready_timeout + 5.0
+        for loader in started:
+            loader.receive(deadline)
+        time.sleep(IDLE_SETTLE_S)
+        after = ProcessSample.read(target.pid)
+    finally:
+        for loader in started:
+            loader.stop()
+    return {
+        "connections": connections,
+        "protocol": protocol,
+        "kib_per_connection": round((after.rss_bytes - before.rss_bytes) / connections / 1024, 2),
+        "rss_before_mb": round(before.rss_bytes / 2**20, 1),
+        "rss_after_mb": round(after.rss_bytes / 2**20, 1),
+        "loadavg": [round(value, 2) for value in load_before],
+    }
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything one run saw, before it is turned into figures."""
+
+    results: list[dict[str, Any]]
+    """One result per loader (see `shoal.bench.loader.run`)."""
+    server_pid: int | None
+    loader_pids: list[int]
+    cpu_before: ProcessSample | None
+    cpu_after: ProcessSample | None
+    stats: dict[str, Any]
+    """Change of the server's `/api/stats` counters over the window."""
+    room_sizes: list[int]
+    """Members of each benchmark room as `/api/rooms` listed them once everyone had joined."""
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
+
+
+def _report(observed: Observed, params: dict[str, Any]) -> dict[str, Any]:
+    duration = params["duration_s"]
+    senders: dict[str, list[Any]] = {}
+    receivers: dict[str, list[Any]] = {}
+    latency: Counter[int] = Counter()
+    deliveries = duplicates = 0
+    errors: list[str] = []
+    closed: dict[str, int] = {}
+    loader_cpu = 0.0
+    for result in observed.results:
+        senders.update(result["senders"])
+        receivers.update(result["receivers"])
+        latency.update({int(index): count for index, count in result["latency_bins"].items()})
+        deliveries += result["deliveries"]
+        duplicates += result["duplicates"]
+        errors += result["errors"]
+        closed.update(result["closed"])
+        loader_cpu += result["cpu_s"]
+
+    radius = params["interest_radius_m"]
+    owed_pair = None
+    if radius:
+        positions: dict[str, float] = {}
+        for result in observed.results:
+            positions.update(result["positions"])
+        # x (the sequence number in mm) is about the same for everyone; a margin keeps pairs on the edge out
+        near = radius - INTEREST_EDGE_M
+        owed_pair = lambda sender, receiver: abs(positions[sender] - positions[receiver]) <= near  # noqa: E731
+    losses = count_losses(senders, receivers, owed_pair)
+    cpu_before, cpu_after, stats = observed.cpu_before, observed.cpu_after, observed.stats
+    server_drops = stats.get("dropped", {}).get("pose_rate", 0) + stats.get("poses_ignored", 0)
+    server_drops += stats.get("invalid_messages", 0)
+    receivers_per_pose = params["room_size"] - 1
+    lost = losses.lost + server_drops * receivers_per_pose
+    owed = losses.owed + server_drops * receivers_per_pose
+    coalesced = max(losses.coalesced - server_drops, 0)
+
+    cpu: dict[str, Any] = {"pid": observed.server_pid, "us_per_delivered_pose": None, "cores_used": None}
+    if cpu_before and cpu_after:
+        user = cpu_after.user_s - cpu_before.user_s
+        system = cpu_after.system_s - cpu_before.system_s
+        cpu = {
+            "pid": observed.server_pid,
+            "us_per_delivered_pose": round((user + system) * 1e6 / deliveries, 3) if deliveries else None,
+            "cores_used": round((user + system) / duration, 3),
+            "cpu_s": round(user + system, 2),
+            "user_s": round(user, 2),
+            "system_s": round(system, 2),
+            "rss_mb": round(cpu_after.rss_bytes / 2**20, 1),
+            "peak_rss_mb": round(cpu_after.peak_rss_bytes / 2**20, 1),
+        }
+
+    return {
+        "bench": "fanout",
+        "us_per_delivered_pose": cpu["us_per_delivered_pose"],
+        "deliveries_per_s": round(deliveries / duration),
+        "loss_pct": round(100.0 * lost / owed, 4) if owed else None,
+        "latency_ms": {
+            "p50": percentile(latency, 0.50, LATENCY_BIN_MS),
+            "p99": percentile(latency, 0.99, LATENCY_BIN_MS),
+            "max": percentile(latency, 1.0, LATENCY_BIN_MS),
+        },
+        "server": cpu,
+        "deliveries": deliveries,
+        "loss": {
+            "lost": lost,
+            "owed": owed,
+            "pct": round(100.0 * lost / owed, 4) if owed else None,
+            "poses_sent": losses.sent,
+            "poses_relayed": losses.relayed,
+            "coalesced": coalesced,
+            "coalesced_pct": round(100.0 * coalesced / losses.sent, 2) if losses.sent else None,
+            "server_drops": server_drops,
+            "duplicates": duplicates,
+            "scope": "receivers within the interest radius" if radius else "every other member of the room",
+        },
+        "poses_sent_per_s": round(losses.sent / duration),
+        "server_stats": stats,
+        "rooms_members": sorted(set(observed.room_sizes)),
+        "closed": closed,
+        "errors": errors[:20],
+        "loaders_cores_used": round(loader_cpu / duration, 3),
+        "loader_pids": observed.loader_pids,
+        "params": params,
+        "host": {
+            "loadavg_start": [round(value, 2) for value in observed.load_before],
+            "loadavg_end": [round(value, 2) for value in observed.load_after],
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "uvloop": has_uvloop(),
+        },
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def has_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _print_phase(name: str, seconds: float) -> None:
+    print(f"fanout: {name} ({seconds:.0f} s)", file=sys.stderr, flush=True)
+
+
+def _raise_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # so that the `finally` blocks stop the server and the loaders
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option("--clients", default=200, type=click.IntRange(2, 10_000), help="Clients in all.")
+@click.option("--room-size", default=25, type=click.IntRange(2, 10_000), help="Clients per room.")
+@click.option("--hz", default=20.0, type=click.FloatRange(0.5, 90), help="Poses per second per client.")
+@click.option("--loaders", default=2, type=click.IntRange(1, 64), help="Load-generator processes.")
+@click.option("--warmup", default=5.0, type=click.FloatRange(0, 600), help="Seconds of traffic before measuring.")
+@click.option("--duration", default=20.0, type=click.FloatRange(1, 3600), help="Seconds measured.")
+@click.option("--drain", default=1.0, type=click.FloatRange(0.2, 60), help="Seconds to wait for late poses.")
+@click.option("--tick-rate", default=20.0, type=click.FloatRange(0.5, 240), help="Tick rate of the started server.")
+@click.option("--protocol", default="json", type=click.Choice(PROTOCOLS), help="What the clients speak.")
+@click.option("--spread", default=0.0, type=click.FloatRange(0, 1000), help="Metres between room mates (z).")
+@click.option(
+    "--interest-radius", default=0.0, type=click.FloatRange(0, 10_000), help="The started server's interest radius."
+)
+@click.option(
+    "--server-loop",
+    default="auto",
+    type=click.Choice(["auto", "asyncio", "uvloop"]),
+    help="Event loop of the started server (its --loop).",
+)
+@click.option("--server-url", default=None, help="Benchmark a running server (http://HOST:PORT) instead.")
+@click.option("--server-pid", default=None, type=int, help="PID of --server-url's process, to read its CPU.")
+@click.option("--output", default=None, type=click.Path(dir_okay=False, path_type=Path), help="Also write here.")
+def main(
+    clients: int,
+    room_size: int,
+    hz: float,
+    loaders: int,
+    warmup: float,
+    duration: float,
+    drain: float,
+    tick_rate: float,
+    protocol: str,
+    spread: float,
+    interest_radius: float,
+    server_loop: str,
+    server_url: str | None,
+    server_pid: int | None,
+    output: Path | None,
+) -> None:
+    """Measure Shoal's fan-out: server CPU µs per delivered pose, loss and latency; print one JSON line."""
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    loaders = min(loaders, clients)
+    options = dict(
+        clients=clients, room_size=room_size, hz=hz, loaders=loaders, warmup=warmup, duration=duration, drain=drain,
+        protocol=protocol, spread=spread, interest_radius=interest_radius,
+    )  # fmt: skip
+    if server_url:
+        report = run_benchmark(running_server(server_url, server_pid), tick_rate=None, **options)
+    else:
+        with started_server(tick_rate, max(room_size, 64), server_loop, interest_radius) as target:
+            report = run_benchmark(target, tick_rate=tick_rate, **options)
+        if server_loop == "auto":  # the server runs on this interpreter, so it resolves `auto` the same way
+            server_loop = "uvloop" if has_uvloop() else "asyncio"
+        report["params"]["server_loop"] = server_loop
+    line = json.dumps(report)
+    if output:
+        output.write_text(json.dumps(report, indent=2) + "\n")
+    print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()

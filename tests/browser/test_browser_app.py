@@ -51,6 +51,8 @@ async def test_two_pages_see_each_others_avatar_with_name_and_hands(
         assert await page.page.text_content("#hud-count") == "2 people"
         assert await page.page.inner_text("#hud-state") == "Connected"
         assert (await page.debug("connection()"))["rtt"] is not None
+    speaking = {member.codec.subprotocol for member in server.engine.members.values()}
+    assert speaking == {"shoal.v1.bin"}, "the app speaks the binary protocol by default"
     await ada.screenshot("two-users")
     await bob.screenshot("two-users")
 

@@ -2,7 +2,7 @@
 // (/sdk/shoal.js); this file wires it to the scene, the controls and the HUD.
 import * as THREE from 'three';
 
-import { ShoalClient } from 'shoal';
+import { binaryCodec, ShoalClient } from 'shoal';
 
 import { Avatars } from './avatars.js';
 import { exposeDebugHook } from './debug.js';
@@ -32,7 +32,12 @@ world.renderer.setAnimationLoop((time) => {
 
 /** Connect, join the chosen room and build everything that depends on it. Throws if the server refuses. */
 async function enter({ room: name, name: displayName, color }) {
-  const client = new ShoalClient({ name: displayName, color, token: sessionStorage.getItem(TOKEN_KEY) ?? undefined });
+  const client = new ShoalClient({
+    name: displayName,
+    color,
+    token: sessionStorage.getItem(TOKEN_KEY) ?? undefined,
+    codec: binaryCodec, // compact poses (shoal.v1.bin); the SDK falls back to JSON if the server declines
+  });
   const avatars = new Avatars(world.scene, client, world.invalidate);
   const objects = new SharedObjects(world.scene, client, world.invalidate);
   const hud = new Hud(client);

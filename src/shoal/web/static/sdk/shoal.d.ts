@@ -203,7 +203,7 @@ export interface ShoalClientOptions {
   color?: string;
   /** An access token, sent as `?token=` on the WebSocket URL. */
   token?: string;
-  /** Wire format (default `jsonCodec`). */
+  /** Wire format (default `jsonCodec`); `binaryCodec` falls back to JSON when the server does not speak it. */
   codec?: Codec;
   /** Pose and streamed-entity sends per second (default: the server's tick rate). */
   sendRate?: number;
@@ -221,6 +221,8 @@ export declare const PROTOCOL_VERSION: 1;
 /** Close codes after which the client does not reconnect. */
 export declare const FINAL_CLOSE_CODES: readonly number[];
 export declare const jsonCodec: Codec;
+/** The compact binary protocol `shoal.v1.bin` (also importable from `/sdk/binary.js`). */
+export declare const binaryCodec: Codec;
 
 export declare class ShoalError extends Error {
   constructor(code: string, message: string, details?: { ref?: string | null; seq?: number | null });
@@ -243,6 +245,8 @@ export declare class ShoalClient extends Emitter<ShoalEvents> {
   constructor(options?: ShoalClientOptions);
   readonly url: string;
   readonly state: ConnectionState;
+  /** The codec this connection speaks: the `codec` option, or `jsonCodec` when the server did not accept it. */
+  readonly wire: Codec;
   /** This session's member id; null before the welcome; a reconnect that cannot resume gets a new one. */
   readonly id: number | null;
   readonly welcome: Welcome | null;

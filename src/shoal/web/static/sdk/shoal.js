@@ -16,12 +16,13 @@
  */
 
 import { Backoff } from './backoff.js';
+import { binaryCodec } from './binary.js';
 import { ClockSync, localNow } from './clock.js';
 import { jsonCodec } from './codec.js';
 import { Emitter } from './events.js';
 import { InterpolationBuffer, lerpPose, lerpTransform } from './interpolation.js';
 
-export { Backoff, ClockSync, Emitter, InterpolationBuffer, jsonCodec, lerpPose, lerpTransform, localNow };
+export { Backoff, binaryCodec, ClockSync, Emitter, InterpolationBuffer, jsonCodec, lerpPose, lerpTransform, localNow };
 export { lerpVector, slerpQuaternion } from './interpolation.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -81,6 +82,8 @@ export class ShoalClient extends Emitter {
     this.entities = new Map();
 
     this._socket = null;
+    /** The codec this connection speaks: `codec`, or JSON when the server did not accept `codec`. */
+    this.wire = jsonCodec;
     this._wantedRoom = null;
     this._connectWaiters = [];
     this._joinWaiters = [];
@@ -259,10 +262,17 @@ export class ShoalClient extends Emitter {
     this._setState(this.state === 'reconnecting' ? 'reconnecting' : 'connecting');
     const url = new URL(this.url);
     if (this.token) url.searchParams.set('token', this.token);
-    const socket = new this.WebSocket(url.toString(), [this.codec.subprotocol]);
-    if (this.codec.binary) socket.binaryType = 'arraybuffer';
+    // offer the chosen codec, and JSON as the fallback the server picks if it does not speak the other
+    const codecs = [...new Set([this.codec, jsonCodec])];
+    const socket = new this.WebSocket(
+      url.toString(),
+      codecs.map((codec) => codec.subprotocol),
+    );
+    socket.binaryType = 'arraybuffer';
     this._socket = socket;
+    this.wire = jsonCodec;
     socket.onopen = () => {
+      this.wire = codecs.find((codec) => codec.subprotocol === socket.protocol) ?? jsonCodec;
       const hello = { type: 'hello', v: PROTOCOL_VERSION, name: this.name };
       if (this.color) hello.color = this.color;
       // after a drop, ask for the same session back (the server keeps it for a minute)
@@ -279,14 +289,14 @@ export class ShoalClient extends Emitter {
   _send(message) {
     const socket = this._socket;
     if (!socket || socket.readyState !== 1) return false;
-    socket.send(this.codec.encode(message));
+    socket.send(this.wire.encode(message));
     return true;
   }
 
   _receive(data) {
     let message;
     try {
-      message = this.codec.decode(data);
+      message = this.wire.decode(data);
     } catch (error) {
       this.emit('error', new ShoalError('bad_frame', String(error?.message ?? error)));
       return;

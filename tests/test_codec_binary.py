@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import struct
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,17 @@ def test_python_produces_and_accepts_the_shared_vectors(case: dict[str, Any]) ->
         assert as_json(decoded) == case["decoded"]
     else:
         assert BINARY.decode(frame) == msgspec.convert(case["message"], Join)
+
+
+def test_the_hex_examples_of_the_protocol_document_are_the_shared_vectors() -> None:
+    document = (Path(__file__).parents[1] / "docs" / "protocol.md").read_text()
+    section = document[document.index("## Binary frames") :]
+    dumps = re.findall(r"```text\n([0-9a-f ]+)\n```", section)
+    by_name = {case["name"]: case["hex"] for case in VECTORS}
+    assert [dump.replace(" ", "") for dump in dumps] == [
+        by_name["head and hands near the head, with t"],
+        by_name["a tick with two members"],
+    ]
 
 
 # ---- validation: the same error codes as JSON ----------------------------------------------------------------------

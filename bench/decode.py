@@ -29,6 +29,7 @@ import click  # after the path is set, like the imports below
 
 from shoal.core.engine import Engine
 from shoal.core.limits import Limits
+from shoal.logs import configure_logging
 from shoal.protocol import binary as wire
 from shoal.protocol.binary import BINARY
 from shoal.protocol.codec import JSON
@@ -81,6 +82,7 @@ def engine_with_a_room(codec_name: str) -> tuple[Engine, object]:
 @click.option("--repeat", default=5, type=click.IntRange(1, 100), help="Timing runs; the best is reported.")
 def main(number: int, repeat: int) -> None:
     """Microseconds per pose on the receive path and per tick entry, JSON and binary; one JSON line."""
+    configure_logging("warning", "json")  # the rooms' info logs would mix with the JSON line
     report: dict[str, object] = {"bench": "decode", "number": number, "repeat": repeat}
     member_pose = MemberPose(id=123456789, head=POSE.head, left=POSE.left, right=POSE.right, t=POSE.t)
     for name, codec in CODECS.items():

@@ -81,7 +81,8 @@ QUAT_STEPS = 16_383
 QUAT_SCALE = QUAT_STEPS * math.sqrt(2.0)
 """The three smallest components of a unit quaternion lie in [-1/sqrt(2), 1/sqrt(2)]: 15 bits each."""
 _QUAT_NORM_LIMIT = 2 * QUAT_STEPS * QUAT_STEPS
-"""(a^2 + b^2 + c^2) * QUAT_SCALE^2 of three stored components may not exceed 1: a larger sum is no rotation."""
+"""QUAT_SCALE^2 as an integer: the squares of three stored components (in steps) may not sum beyond it,
+or they are no unit quaternion's."""
 AGE_SCALE = 100.0
 """Tick entries carry `tick.t - pose.t` in steps of 10 microseconds (int32: +-5.9 hours)."""
 _AGE_LIMIT = 2**31 - 1
@@ -150,10 +151,11 @@ def unpack_quaternion(first: int, second: int, third: int) -> tuple[float, float
     na = (first & 0x7FFF) - QUAT_STEPS
     nb = (second & 0x7FFF) - QUAT_STEPS
     nc = third - QUAT_STEPS
-    if na > QUAT_STEPS or nb > QUAT_STEPS or nc > QUAT_STEPS or na * na + nb * nb + nc * nc > _QUAT_NORM_LIMIT:
+    squares = na * na + nb * nb + nc * nc
+    if squares > _QUAT_NORM_LIMIT or na > QUAT_STEPS or nb > QUAT_STEPS or nc > QUAT_STEPS:
         raise BinaryFormatError("rotation is not a unit quaternion")
     a, b, c = na / QUAT_SCALE, nb / QUAT_SCALE, nc / QUAT_SCALE
-    largest = math.sqrt(max(0.0, 1.0 - a * a - b * b - c * c))
+    largest = math.sqrt(1.0 - squares / _QUAT_NORM_LIMIT)  # integer squares: exact, never below zero
     index = (first >> 15) << 1 | second >> 15
     if index == 3:
         return (a, b, c, largest)

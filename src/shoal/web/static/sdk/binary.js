@@ -132,11 +132,12 @@ export function unpackQuaternion(first, second, third) {
   const na = (first & 0x7fff) - QUAT_STEPS;
   const nb = (second & 0x7fff) - QUAT_STEPS;
   const nc = third - QUAT_STEPS;
-  if (na > QUAT_STEPS || nb > QUAT_STEPS || nc > QUAT_STEPS || na * na + nb * nb + nc * nc > QUAT_NORM_LIMIT) {
+  const squares = na * na + nb * nb + nc * nc;
+  if (squares > QUAT_NORM_LIMIT || na > QUAT_STEPS || nb > QUAT_STEPS || nc > QUAT_STEPS) {
     throw new RangeError('rotation is not a unit quaternion');
   }
   const [a, b, c] = [na / QUAT_SCALE, nb / QUAT_SCALE, nc / QUAT_SCALE];
-  const largest = Math.sqrt(Math.max(0, 1 - a * a - b * b - c * c));
+  const largest = Math.sqrt(1 - squares / QUAT_NORM_LIMIT); // integer squares: exact, never below zero
   switch (((first >> 15) << 1) | (second >> 15)) {
     case 0:
       return [largest, a, b, c];

@@ -3,11 +3,13 @@ random inputs, and a real server choosing it, mixing it with JSON in one room an
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import math
 import re
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from shoal.protocol.binary import BINARY, BinaryFormatError
 from shoal.protocol.codec import DecodeFailure
 from shoal.protocol.messages import Entity, Error, Join, MemberPose, Pose, Tick, Transform
 from support.core import CoreDriver
-from support.servers import RunningServer
+from support.servers import RunningServer, StartServer
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "binary.json").read_text())["cases"]
 HALF_SQRT2 = math.sqrt(0.5)
@@ -409,3 +411,38 @@ async def test_binary_and_json_clients_share_a_room_end_to_end(server: RunningSe
         await bin_client._ws.send_str('{"type":"ping","t":1}')  # a text frame on a binary connection
         error = await bin_client.expect(Error, match=lambda e: e.code == "unsupported_frame")
         assert "shoal.v1.bin" in error.message
+
+
+async def test_a_binary_member_that_backs_up_skips_ticks_and_gets_the_full_state_when_it_drains(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(
+        tick_rate=50.0, max_congested_seconds=30.0, max_buffer_bytes=256 << 20, message_rate=1e4, message_burst=10_000
+    )
+    async with (
+        await ShoalClient.connect(server.ws_url, name="Ada", binary=True) as ada,
+        await ShoalClient.connect(server.ws_url, name="Slow", binary=True) as slow,
+    ):
+        await ada.join("lobby")
+        await slow.join("lobby")  # from here on Slow reads nothing until the end
+        link = server.engine.members[slow.id].link
+        started = time.monotonic()
+        while link.buffered() <= server.engine.limits.tick_skip_bytes:  # the kernel's buffers fill first
+            assert time.monotonic() - started < 10.0, "could not back up the slow member's socket"
+            await ada.send("fill", "x" * 60_000, to=slow.id)
+            await asyncio.sleep(0.002)
+        skipped_before = server.engine.stats.ticks_skipped
+        for step in range(20):
+            await ada.send_pose(head=((step / 100, 1.6, 0.0), IDENTITY))
+            await asyncio.sleep(0.02)
+        assert server.engine.stats.ticks_skipped > skipped_before
+
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:  # drain: every fill message, then a full-state tick
+            event = await slow.recv(timeout=5.0)
+            if isinstance(event, Tick) and event.full:
+                break
+        else:
+            raise AssertionError("no full-state tick after draining")
+        assert [(pose.id, pose.head.pos) for pose in event.poses] == [(ada.id, (0.19, 1.6, 0.0))]
+        assert slow.id in server.engine.members  # drained in time: not closed

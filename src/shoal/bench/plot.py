@@ -120,8 +120,9 @@ def svg_chart(chart: Chart, x_values: Sequence[float]) -> str:
     return "\n".join(parts)
 
 
-def charts_of(points: list[dict[str, Any]]) -> list[Chart]:
-    """The three charts of a sweep's points (each point one protocol at one client count)."""
+def charts_of(points: list[dict[str, Any]], tick_rate: float | None = None) -> list[Chart]:
+    """The three charts of a sweep's points (each point one protocol at one client count), with the issue's
+    targets as reference lines (the latency one needs the `tick_rate`)."""
     protocols = list(dict.fromkeys(point["params"]["protocol"] for point in points))
 
     def series(protocol: str, value: Any, label: str = "", dashed: bool = False) -> Series:
@@ -136,6 +137,7 @@ def charts_of(points: list[dict[str, Any]]) -> list[Chart]:
             "ms",
             [series(p, lambda r: r["latency_ms"]["p50"], f"{p} p50") for p in protocols]
             + [series(p, lambda r: r["latency_ms"]["p99"], f"{p} p99", dashed=True) for p in protocols],
+            references=[("p99 target: one tick + 10 ms", 1000.0 / tick_rate + 10.0)] if tick_rate else [],
         ),
         Chart(
             "Server CPU per delivered pose",
@@ -161,11 +163,16 @@ TABLE_COLUMNS = (
 )
 
 
+def _setting(value: Any) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+
+
 def render_html(report: dict[str, Any]) -> str:
     """The whole page for a `shoal bench` report (see `shoal.bench.sweep`)."""
     points = report["points"]
     x_values = [float(point["params"]["clients"]) for point in points]
-    charts = "\n".join(svg_chart(chart, x_values) for chart in charts_of(points))
+    tick_rate = report["settings"].get("tick_rate")
+    charts = "\n".join(svg_chart(chart, x_values) for chart in charts_of(points, tick_rate))
     header = "".join(f"<th>{html.escape(name)}</th>" for name, _ in TABLE_COLUMNS)
     rows = "\n".join(
         "<tr>" + "".join(f"<td>{html.escape(str(value(point)))}</td>" for _, value in TABLE_COLUMNS) + "</tr>"
@@ -179,7 +186,7 @@ def render_html(report: dict[str, Any]) -> str:
         else ""
     )
     machine = html.escape(", ".join(f"{key}: {value}" for key, value in report["machine"].items()))
-    settings = html.escape(", ".join(f"{key}: {value}" for key, value in report["settings"].items()))
+    settings = html.escape(", ".join(f"{key}: {_setting(value)}" for key, value in report["settings"].items()))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Shoal fan-out benchmark</title>
 <style>

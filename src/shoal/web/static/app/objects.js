@@ -56,6 +56,8 @@ export class SharedObjects {
     this.held = new Map();
     /** What we dropped and is still falling: entity id -> vertical speed (m/s). */
     this.falling = new Map();
+    /** Grabs waiting for the server's answer: holder -> entity id (cleared if the user lets go first). */
+    this.reaching = new Map();
     client.on('entity_added', ({ entity }) => this.add(entity));
     client.on('entity_changed', ({ entity }) => this.restyle(entity));
     client.on('entity_removed', ({ entity }) => this.remove(entity.id));
@@ -149,13 +151,20 @@ export class SharedObjects {
   async grab(id, holder) {
     const mesh = this.views.get(id);
     if (!mesh || this.held.has(id)) return false;
+    this.reaching.set(holder, id);
     let granted = false;
     try {
       granted = await this.client.claim(id);
     } catch (error) {
       console.warn('claim failed:', error.code ?? error);
     }
+    const stillReaching = this.reaching.get(holder) === id;
+    if (stillReaching) this.reaching.delete(holder);
     if (!granted || !this.views.has(id)) return false;
+    if (!stillReaching) {
+      this.falling.set(id, 0); // let go before the server answered: ours now, so settle it and release
+      return false;
+    }
     this.falling.delete(id);
     holder.updateWorldMatrix(true, false);
     const offset = holder.matrixWorld.clone().invert().multiply(mesh.matrixWorld);
@@ -165,6 +174,7 @@ export class SharedObjects {
 
   /** Let go of whatever `holder` carries: it falls to the table or floor below, then ownership is released. */
   dropFrom(holder) {
+    this.reaching.delete(holder);
     for (const [id, hold] of this.held) {
       if (hold.holder !== holder) continue;
       this.held.delete(id);

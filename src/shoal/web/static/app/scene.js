@@ -126,7 +126,7 @@ function addEnvironment(scene) {
   const stone = new THREE.MeshStandardMaterial({ color: 0xf1ede6, roughness: 0.9 });
   const column = new THREE.CylinderGeometry(0.3, 0.36, 3, 20);
   for (let i = 0; i < 16; i += 1) {
-    const angle = (i / 16) * Math.PI * 2;
+    const angle = ((i + 0.5) / 16) * Math.PI * 2; // none straight behind the seats
     const pillar = new THREE.Mesh(column, stone);
     pillar.position.set(Math.sin(angle) * 13, 1.5, Math.cos(angle) * 13);
     backdrop.add(pillar);

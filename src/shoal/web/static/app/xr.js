@@ -26,6 +26,8 @@ export class XRControls {
     Object.assign(this, { renderer, scene, camera, rig, objects, environment });
     this.raycaster = new THREE.Raycaster();
     this.turnLatched = { left: false, right: false };
+    this.savedDesktop = null; // the desktop camera while in XR, restored after
+    this.saved = null; // the sky and fog while in AR (passthrough shows the real room instead)
     this.hands = [0, 1].map((index) => this.addController(index, color));
     renderer.xr.addEventListener('sessionstart', () => this.sessionStarted());
     renderer.xr.addEventListener('sessionend', () => this.sessionEnded());

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 
-import { ShoalClient, ShoalError } from '../../src/shoal/web/static/sdk/shoal.js';
+import { ApiError, CloseCode, ShoalClient, ShoalError } from '../../src/shoal/web/static/sdk/shoal.js';
 
 /** The client's end of a WebSocket; the test speaks for the server through `deliver` and `drop`. */
 class ScriptedSocket {
@@ -126,14 +126,14 @@ async function joinedClient(room = 'lobby', others = [], entities = [], options 
 }
 
 describe('connecting', () => {
-  test('offers the JSON subprotocol, passes the token in the URL and says hello with name and colour', async () => {
+  test('offers the JSON subprotocol and says hello with name, colour and the token, never put in the URL', async () => {
     const client = newClient({ token: 'a b&c' });
     const connected = client.connect();
     await waitFor(() => ScriptedSocket.opened[0]?.sent.length === 1, 'hello');
     const socket = ScriptedSocket.opened[0];
     assert.deepEqual(socket.protocols, ['shoal.v1.json']);
-    assert.equal(new URL(socket.url).searchParams.get('token'), 'a b&c');
-    assert.deepEqual(socket.sent[0], { type: 'hello', v: 1, name: 'Ada', color: '#3cb44b' });
+    assert.equal(socket.url, 'ws://127.0.0.1:9/ws');
+    assert.deepEqual(socket.sent[0], { type: 'hello', v: 1, name: 'Ada', color: '#3cb44b', token: 'a b&c' });
     assert.equal(client.state, 'connecting');
     socket.deliver(welcome(7));
     const greeting = await connected;
@@ -196,6 +196,23 @@ describe('presence and poses', () => {
     assert.deepEqual(seen, ['Bob', 'Cy']);
     assert.equal(client.members.size, 3);
     assert.deepEqual(client.remotePose(2).head.pos, HEAD.pos);
+  });
+
+  test('members carry their account, avatar image and role; member_updated replaces what changed', async () => {
+    const avatar = '/api/users/u-1/avatar?v=2';
+    const bob = { id: 2, name: 'Bob', color: '#4363d8', user: 'u-1', avatar, role: 'moderator' };
+    const { client, socket } = await joinedClient('lobby', [bob]);
+    assert.deepEqual(client.members.get(2), bob);
+    const updates = [];
+    client.on('member_updated', (update) => updates.push(update));
+    const demoted = { id: 2, name: 'Bob', color: '#4363d8', user: 'u-1', avatar, muted: true };
+    socket.deliver({ type: 'member_updated', room: 'lobby', member: demoted });
+    assert.deepEqual(client.members.get(2), demoted, 'no role: a plain member again');
+    assert.equal(updates.length, 1);
+    assert.equal(updates[0].previous.role, 'moderator');
+    assert.equal(updates[0].member, client.members.get(2));
+    socket.deliver({ type: 'member_updated', room: 'elsewhere', member: { ...demoted, name: 'Robert' } });
+    assert.equal(client.members.get(2).name, 'Bob', 'another room is not ours');
   });
 
   test('sends the latest pose at the send rate, only when it changed, stamped with server time', async () => {
@@ -357,14 +374,38 @@ describe('reconnecting', () => {
     assert.deepEqual(delays, [2, 4, 8, 8]);
   });
 
-  test('does not reconnect after a close code that asks it not to', async () => {
-    for (const code of [1008, 1009, 4002]) {
+  test('does not reconnect after a close code that means "not as you are", and says why', async () => {
+    const refusals = { 1008: 'disconnected', 1009: 'disconnected', 4001: 'auth_failed', 4002: 'unsupported_version',
+      4003: 'forbidden' }; // prettier-ignore
+    for (const [code, errorCode] of Object.entries(refusals).map(([code, error]) => [Number(code), error])) {
       const { client, socket } = await joinedClient();
-      const closed = new Promise((resolve) => client.on('state', (change) => change.state === 'closed' && resolve()));
-      socket.drop(code);
-      await closed;
+      const pending = client.updateEntity('cube-1', { props: { color: '#00ff00' } });
+      const closed = new Promise((resolve) =>
+        client.on('state', (change) => change.state === 'closed' && resolve(change)),
+      );
+      socket.drop(code, 'refused');
+      const change = await closed;
+      assert.equal(change.code, code);
+      assert.equal(change.reason, 'refused');
+      assert.equal(change.error.code, errorCode, `error code after ${code}`);
+      assert.deepEqual(client.lastClose, { code, reason: 'refused', error: change.error });
+      await assert.rejects(pending, (error) => error === change.error);
       await new Promise((resolve) => setTimeout(resolve, 25));
       assert.equal(ScriptedSocket.opened.length, 1, `reconnected after ${code}`);
+      assert.equal(client.state, 'closed');
+      client.close();
+      ScriptedSocket.opened.length = 0;
+    }
+  });
+
+  test('reconnects, resuming its session, after every other close code', async () => {
+    for (const code of [1001, 1006, 1011, 1012, 4000, 4008, 4009]) {
+      const { client, socket } = await joinedClient();
+      socket.drop(code);
+      assert.equal(client.state, 'reconnecting', `after ${code}`);
+      assert.equal(client.lastClose.code, code);
+      await waitFor(() => ScriptedSocket.opened[1]?.sent.length === 1, `the hello after ${code}`);
+      assert.equal(ScriptedSocket.opened[1].sent[0].resume, 'secret');
       client.close();
       ScriptedSocket.opened.length = 0;
     }
@@ -376,6 +417,92 @@ describe('reconnecting', () => {
     client.close();
     await assert.rejects(pending, (error) => error.code === 'disconnected');
     assert.deepEqual(socket.closedWith, { code: 1000, reason: 'client closed' });
+    assert.equal(client.state, 'closed');
+  });
+});
+
+describe('tokens', () => {
+  test("a refused hello token ends the client with the server's reason and no retry", async () => {
+    const client = newClient({ token: 'forged' });
+    const states = [];
+    client.on('state', (change) => states.push(change));
+    const connected = client.connect();
+    await waitFor(() => ScriptedSocket.opened[0]?.sent.length === 1, 'hello');
+    const socket = ScriptedSocket.opened[0];
+    socket.deliver({ type: 'error', code: 'auth_failed', message: "the token's signature is invalid", ref: 'hello' });
+    socket.drop(4001, 'authentication failed'); // what the server does next; the client has already let go
+    await assert.rejects(connected, (error) => error instanceof ShoalError && error.code === 'auth_failed');
+    const closed = states.at(-1);
+    assert.equal(closed.state, 'closed');
+    assert.equal(closed.code, CloseCode.AUTH_FAILED);
+    assert.equal(closed.error.message, "the token's signature is invalid");
+    assert.equal(client.lastClose.code, 4001);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    assert.equal(ScriptedSocket.opened.length, 1);
+    assert.deepEqual(
+      states.map((change) => change.state),
+      ['connecting', 'closed'],
+    );
+  });
+
+  test('getToken is asked before every attempt: a reconnect sends a fresh token with its resume token', async () => {
+    let issued = 0;
+    const { client, socket } = await joinedClient('lobby', [], [], { getToken: async () => `token-${++issued}` });
+    assert.equal(socket.sent[0].token, 'token-1');
+    socket.drop(1012, 'server restarting');
+    await waitFor(() => ScriptedSocket.opened[1]?.sent.length === 1, 'the second hello');
+    assert.deepEqual(ScriptedSocket.opened[1].sent[0], {
+      type: 'hello',
+      v: 1,
+      name: 'Ada',
+      color: '#3cb44b',
+      token: 'token-2',
+      resume: 'secret',
+    });
+    assert.equal(client.state, 'reconnecting');
+  });
+
+  test('getToken refused (401) ends the client as a 4001 would, without opening a socket', async () => {
+    const client = newClient({ getToken: () => Promise.reject(new ApiError(401, 'the session has ended')) });
+    const connected = client.connect();
+    await assert.rejects(
+      connected,
+      (error) => error.code === 'auth_failed' && error.message === 'the session has ended',
+    );
+    assert.equal(client.state, 'closed');
+    assert.equal(client.lastClose.code, CloseCode.AUTH_FAILED);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    assert.equal(ScriptedSocket.opened.length, 0);
+  });
+
+  test('getToken failing for another reason (server unreachable) is retried with backoff', async () => {
+    let calls = 0;
+    const getToken = async () => {
+      calls += 1;
+      if (calls < 3) throw new ApiError(0, 'the server could not be reached');
+      return 'finally';
+    };
+    const client = newClient({ getToken, reconnect: { initialDelay: 2, maxDelay: 4 } });
+    const reasons = [];
+    client.on('state', (change) => change.retryIn !== undefined && reasons.push(change.reason));
+    const connected = client.connect();
+    await waitFor(() => ScriptedSocket.opened[0]?.sent.length === 1, 'hello after two failures');
+    assert.equal(ScriptedSocket.opened[0].sent[0].token, 'finally');
+    assert.deepEqual(reasons, Array(2).fill('no token: the server could not be reached'));
+    ScriptedSocket.opened[0].deliver(welcome(3));
+    assert.equal((await connected).id, 3);
+  });
+
+  test('close() while the token is being fetched opens no socket', async () => {
+    let release;
+    const client = newClient({ getToken: () => new Promise((resolve) => (release = resolve)) });
+    const connected = client.connect();
+    await waitFor(() => release !== undefined, 'getToken called');
+    client.close();
+    release('late');
+    await assert.rejects(connected, (error) => error.code === 'disconnected');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(ScriptedSocket.opened.length, 0);
     assert.equal(client.state, 'closed');
   });
 });

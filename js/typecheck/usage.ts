@@ -1,12 +1,18 @@
 // How a page author uses the SDK, type-checked against shoal.d.ts by `npm run typecheck` (tsc --noEmit).
 // It is never run; a type error here means the declarations and the documented usage disagree.
 import {
+  AccountsApi,
+  ApiError,
+  AuthSession,
+  CloseCode,
   InterpolationBuffer,
   ShoalClient,
   ShoalError,
   lerpPose,
   type Entity,
   type Pose,
+  type Profile,
+  type SavedSession,
   type StateChange,
 } from '../../src/shoal/web/static/sdk/shoal.js';
 
@@ -57,4 +63,34 @@ export async function example(): Promise<void> {
   offState();
   await client.leave();
   client.close();
+}
+
+export async function loggedIn(password: string, avatar: Blob): Promise<void> {
+  const api = new AccountsApi({ baseUrl: 'http://127.0.0.1:8080' });
+  let session: AuthSession;
+  try {
+    session = new AuthSession(api, await api.login({ username: 'ada', password }));
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 429) console.log('wait', error.retryAfter ?? 1, 's');
+    throw error;
+  }
+  session.on('tokens', (saved: SavedSession) => sessionStorage.setItem('session', JSON.stringify(saved)));
+  session.on('ended', ({ error }) => console.log('log in again', error?.status));
+  const profile: Profile = await session.updateProfile({ name: 'Ada L.', color: '#3cb44b' });
+  const withImage = await session.uploadAvatar(avatar);
+  console.log(profile.name, withImage.avatar ?? 'no image', session.user?.username, session.expiresAt);
+
+  const client = new ShoalClient({ getToken: () => session.token() });
+  client.on('state', ({ state, code, error }) => {
+    if (state === 'closed' && code === CloseCode.AUTH_FAILED) console.log('refused:', error?.message);
+  });
+  client.on('member_joined', ({ member }) => console.log(member.name, member.user ?? 'guest', member.avatar));
+  client.on('member_updated', ({ member, previous }) => console.log(previous.role, '->', member.role));
+  await client.connect();
+  console.log(client.lastClose?.code);
+
+  const restored = new AuthSession(api, JSON.parse(sessionStorage.getItem('session') ?? 'null') as SavedSession);
+  const guest = new AuthSession(api, await api.guest('Visitor'));
+  console.log(restored.guest, guest.guest?.name, (await api.user(profile.id)).avatar);
+  await session.logout();
 }

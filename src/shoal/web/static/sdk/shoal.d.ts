@@ -27,11 +27,23 @@ export interface MemberPose extends Pose {
   t?: number;
 }
 
-export interface Member {
+/** Who a member is, as the server says (fields that do not apply are absent). */
+export interface Presence {
   id: number;
   name: string;
   /** `#rrggbb` */
   color: string;
+  /** The account id of a logged-in member; guests have none. */
+  user?: string;
+  /** The URL of the member's avatar image (same origin as the server, e.g. `/api/users/u-…/avatar?v=1`). */
+  avatar?: string;
+  /** `owner`, `moderator` or `viewer`; absent for a plain member. */
+  role?: string;
+  /** True while a moderator has muted the member. */
+  muted?: boolean;
+}
+
+export interface Member extends Presence {
   /** The latest pose received (not interpolated); absent until the member sends one. */
   pose?: MemberPose;
 }
@@ -107,7 +119,7 @@ export interface Joined {
   id: number;
   tick_rate: number;
   seq: number;
-  members: Array<{ id: number; name: string; color: string; pose?: MemberPose }>;
+  members: Array<Presence & { pose?: MemberPose }>;
   entities?: Entity[];
 }
 
@@ -142,12 +154,21 @@ export interface ClaimResult {
 
 export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
 
-export interface StateChange {
-  state: ConnectionState;
-  previous: ConnectionState;
-  /** The close code and reason, when a connection ended. */
+/** How a connection ended. */
+export interface CloseInfo {
+  /**
+   * The WebSocket close code (`CloseCode`); absent when no socket was opened. 4001 also when `getToken` failed
+   * with a 401 or 403 (the login is over).
+   */
   code?: number;
   reason?: string;
+  /** On 'closed': why, as a `ShoalError` (`auth_failed` with the server's message for a refused token, ...). */
+  error?: ShoalError;
+}
+
+export interface StateChange extends CloseInfo {
+  state: ConnectionState;
+  previous: ConnectionState;
   /** When reconnecting: the delay before the next attempt in ms, and its number (from 1). */
   retryIn?: number;
   attempt?: number;
@@ -162,6 +183,8 @@ export interface ShoalEvents {
   /** Emitted for every other member already in a room we join, and for each newcomer. */
   member_joined: { member: Member };
   member_left: { member: Member };
+  /** A member's role, mute or name changed (`member` is updated in place; `previous` is a copy from before). */
+  member_updated: { member: Member; previous: Member };
   pose: { member: Member; pose: MemberPose; time: number };
   tick: Tick;
   message: AppMessage;
@@ -201,8 +224,14 @@ export interface ShoalClientOptions {
   name?: string;
   /** `#rrggbb` (the server picks one when absent). */
   color?: string;
-  /** An access token, sent as `?token=` on the WebSocket URL. */
+  /** An access token (or ticket), sent in `hello` (never in the URL). */
   token?: string;
+  /**
+   * Called before every connection attempt, reconnects included, for the token to send (e.g.
+   * `() => session.token()`); replaces `token`. A rejection with `status` 401 or 403 (an `ApiError`) ends
+   * the client ('closed', code 4001); any other rejection is retried with backoff.
+   */
+  getToken?: () => string | null | undefined | Promise<string | null | undefined>;
   /** Wire format (default `jsonCodec`); `binaryCodec` falls back to JSON when the server does not speak it. */
   codec?: Codec;
   /** Pose and streamed-entity sends per second (default: the server's tick rate). */
@@ -218,7 +247,21 @@ export interface ShoalClientOptions {
 }
 
 export declare const PROTOCOL_VERSION: 1;
-/** Close codes after which the client does not reconnect. */
+/** The close codes a Shoal server uses. */
+export declare const CloseCode: Readonly<{
+  NORMAL: 1000;
+  POLICY_VIOLATION: 1008;
+  MESSAGE_TOO_BIG: 1009;
+  INTERNAL_ERROR: 1011;
+  SERVICE_RESTART: 1012;
+  HELLO_TIMEOUT: 4000;
+  AUTH_FAILED: 4001;
+  UNSUPPORTED_VERSION: 4002;
+  FORBIDDEN: 4003;
+  RATE_LIMITED: 4008;
+  SLOW_CONSUMER: 4009;
+}>;
+/** Close codes after which the client does not reconnect: 1000, 1008, 1009, 4001, 4002, 4003. */
 export declare const FINAL_CLOSE_CODES: readonly number[];
 export declare const jsonCodec: Codec;
 /** The compact binary protocol `shoal.v1.bin` (also importable from `/sdk/binary.js`). */
@@ -226,7 +269,10 @@ export declare const binaryCodec: Codec;
 
 export declare class ShoalError extends Error {
   constructor(code: string, message: string, details?: { ref?: string | null; seq?: number | null });
-  /** The server's error code (`room_full`, `not_owner`, ...) or `disconnected`, `bad_frame`, `not_in_room`. */
+  /**
+   * The server's error code (`room_full`, `not_owner`, `auth_failed`, ...) or `disconnected`, `bad_frame`,
+   * `not_in_room`.
+   */
   code: string;
   /** The `type` of the message that caused it, when known. */
   ref: string | null;
@@ -245,6 +291,8 @@ export declare class ShoalClient extends Emitter<ShoalEvents> {
   constructor(options?: ShoalClientOptions);
   readonly url: string;
   readonly state: ConnectionState;
+  /** How the last connection ended, or null: after a refusal, its close code and the server's error. */
+  readonly lastClose: CloseInfo | null;
   /** The codec this connection speaks: the `codec` option, or `jsonCodec` when the server did not accept it. */
   readonly wire: Codec;
   /** This session's member id; null before the welcome; a reconnect that cannot resume gets a new one. */
@@ -260,7 +308,10 @@ export declare class ShoalClient extends Emitter<ShoalEvents> {
   /** Latest round-trip time in ms, or null before the first pong. */
   readonly rtt: number | null;
 
-  /** Resolves with the welcome; keeps retrying while the server is unreachable. */
+  /**
+   * Resolves with the welcome; keeps retrying while the server is unreachable. Rejects with the server's error
+   * when it refuses the connection for good (`auth_failed`, ...).
+   */
   connect(): Promise<Welcome>;
   /** Close for good (no reconnect). */
   close(code?: number, reason?: string): void;
@@ -342,3 +393,133 @@ export declare function lerpTransform<T extends EntityTransform>(a: T, b: T, t: 
 export declare function lerpPose(a: Pose, b: Pose, t: number): Pose;
 /** Props with changes merged in, as the server merges them. */
 export declare function mergeProps(props: Props, changes: { [key: string]: unknown | null }): Props;
+
+// ---- accounts (auth.js) ---------------------------------------------------------------------------------
+
+/** A failed REST request: the HTTP status (0 when the server was not reached) and the server's message. */
+export declare class ApiError extends Error {
+  constructor(status: number, message: string, details?: { retryAfter?: number | null });
+  status: number;
+  /** Seconds to wait before trying again (a 429's `Retry-After`), or null. */
+  retryAfter: number | null;
+  /** True for 401 and 403: the credentials were refused. */
+  readonly refused: boolean;
+}
+
+/** An account as its owner sees it (`GET /api/me`). */
+export interface Profile {
+  id: string;
+  /** Absent (null) for an account of an external OpenID Connect provider. */
+  username: string | null;
+  name: string;
+  /** `#rrggbb` */
+  color: string;
+  /** The avatar image's URL, or null. */
+  avatar: string | null;
+  provider: string;
+}
+
+/** Anyone's public profile (`GET /api/users/{id}`). */
+export interface PublicProfile {
+  id: string;
+  name: string;
+  color: string;
+  avatar: string | null;
+}
+
+/** The answer of `register`, `login` and `refresh`. */
+export interface TokenAnswer {
+  access_token: string;
+  refresh_token: string;
+  /** Seconds the access token is valid. */
+  expires_in: number;
+  token_type: 'Bearer';
+  /** With `register` and `login`. */
+  user?: Profile;
+}
+
+export interface GuestAnswer {
+  access_token: string;
+  expires_in: number;
+  token_type: 'Bearer';
+  guest: { id: string; name: string; color: string };
+}
+
+/** Thin wrappers over Shoal's account endpoints (docs/accounts.md); every failure rejects with `ApiError`. */
+export declare class AccountsApi {
+  /** `baseUrl`: the server's HTTP origin (default '': this page's server). */
+  constructor(options?: { baseUrl?: string; fetch?: typeof fetch });
+  readonly baseUrl: string;
+  register(credentials: {
+    username: string;
+    password: string;
+    name?: string;
+  }): Promise<TokenAnswer & { user: Profile }>;
+  /** 401 for a wrong username or password; 429 (with `retryAfter`) past the attempt limits. */
+  login(credentials: { username: string; password: string }): Promise<TokenAnswer & { user: Profile }>;
+  /** The refresh token given stops working. */
+  refresh(refreshToken: string): Promise<TokenAnswer>;
+  logout(tokens: { refreshToken?: string | null; accessToken?: string | null }): Promise<void>;
+  /** 403 when the server requires accounts. */
+  guest(name?: string): Promise<GuestAnswer>;
+  /** A single-use WebSocket ticket, valid for `expires_in` (60) seconds. */
+  ticket(accessToken: string): Promise<{ ticket: string; expires_in: number }>;
+  me(accessToken: string): Promise<Profile>;
+  updateProfile(accessToken: string, changes: { name?: string; color?: string }): Promise<Profile>;
+  /** The server checks the image by content: 415 unless PNG, JPEG or WebP, 413 when too large. */
+  uploadAvatar(accessToken: string, image: Blob | ArrayBuffer | Uint8Array): Promise<Profile>;
+  user(id: string): Promise<PublicProfile>;
+  /** One request; resolves with the parsed JSON answer (null when there is none). */
+  request<T = unknown>(
+    method: string,
+    path: string,
+    options?: { token?: string; json?: unknown; body?: BodyInit; type?: string },
+  ): Promise<T>;
+}
+
+/** What `AuthSession.toJSON()` gives, to store and restore a session. */
+export interface SavedSession {
+  access_token: string;
+  refresh_token: string | null;
+  expires_in: number;
+  /** Ms since the epoch. */
+  expires_at: number;
+  user: Profile | null;
+  guest: GuestAnswer['guest'] | null;
+}
+
+export interface AuthSessionEvents {
+  /** After each refresh: the session to store. */
+  tokens: SavedSession;
+  profile: Profile;
+  /** The session is over: `error` is the server's refusal of a refresh, null after `logout()`. */
+  ended: { error: ApiError | null };
+}
+
+/** One login: tokens refreshed before they expire (by a timer and on demand), and the profile. */
+export declare class AuthSession extends Emitter<AuthSessionEvents> {
+  constructor(
+    api: AccountsApi,
+    tokens: TokenAnswer | GuestAnswer | SavedSession,
+    options?: { now?: () => number; autoRefresh?: boolean },
+  );
+  readonly api: AccountsApi;
+  readonly user: Profile | null;
+  readonly guest: GuestAnswer['guest'] | null;
+  readonly active: boolean;
+  readonly accessToken: string;
+  readonly refreshToken: string | null;
+  /** Ms since the epoch, by this machine's clock. */
+  readonly expiresAt: number;
+  /** A valid access token (refreshed first when it is about to expire); rejects with `ApiError` 401 once over. */
+  token(): Promise<string>;
+  refresh(): Promise<void>;
+  me(): Promise<Profile>;
+  updateProfile(changes: { name?: string; color?: string }): Promise<Profile>;
+  uploadAvatar(image: Blob | ArrayBuffer | Uint8Array): Promise<Profile>;
+  /** Ends the session on the server and here (emits `ended`). */
+  logout(): Promise<void>;
+  /** Stops the refresh timer. */
+  stop(): void;
+  toJSON(): SavedSession;
+}

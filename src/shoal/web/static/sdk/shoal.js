@@ -12,9 +12,13 @@
  * It has no dependencies (no three.js): positions are `[x, y, z]` arrays in metres and rotations are
  * quaternions `[x, y, z, w]`. It reconnects by itself with backoff and jitter, resuming the same session
  * (same id and avatar) when the server still holds it, or else joining the same room again, and
- * re-announces its pose. Types: /sdk/shoal.d.ts.
+ * re-announces its pose; but not after a refusal that the same attempt would meet again (a bad token, a
+ * forbidden role, an old protocol version, an oversized or invalid message): then the state becomes 'closed'
+ * with the close code and the server's error. Logged in, pass `getToken` (see auth.js: `AuthSession`), and each
+ * connection sends a fresh token. Types: /sdk/shoal.d.ts.
  */
 
+import { AccountsApi, ApiError, AuthSession } from './auth.js';
 import { Backoff } from './backoff.js';
 import { binaryCodec } from './binary.js';
 import { ClockSync, localNow } from './clock.js';
@@ -22,13 +26,45 @@ import { jsonCodec } from './codec.js';
 import { Emitter } from './events.js';
 import { InterpolationBuffer, lerpPose, lerpTransform } from './interpolation.js';
 
+export { AccountsApi, ApiError, AuthSession };
 export { Backoff, binaryCodec, ClockSync, Emitter, InterpolationBuffer, jsonCodec, lerpPose, lerpTransform, localNow };
 export { lerpVector, slerpQuaternion } from './interpolation.js';
 
 export const PROTOCOL_VERSION = 1;
 
-/** Close codes after which reconnecting cannot help (the server asked us to stop, or the client must change). */
-export const FINAL_CLOSE_CODES = Object.freeze([1000, 1008, 1009, 4002]);
+/** The WebSocket close codes a Shoal server uses (docs/protocol.md, "Close codes"). */
+export const CloseCode = Object.freeze({
+  NORMAL: 1000,
+  POLICY_VIOLATION: 1008,
+  MESSAGE_TOO_BIG: 1009,
+  INTERNAL_ERROR: 1011,
+  SERVICE_RESTART: 1012,
+  HELLO_TIMEOUT: 4000,
+  AUTH_FAILED: 4001,
+  UNSUPPORTED_VERSION: 4002,
+  FORBIDDEN: 4003,
+  RATE_LIMITED: 4008,
+  SLOW_CONSUMER: 4009,
+});
+
+/**
+ * Close codes after which reconnecting as we are cannot help: the server asked us to stop, refused our
+ * token, our role's actions or our protocol version, or our messages. The others are reconnected, with resume.
+ */
+export const FINAL_CLOSE_CODES = Object.freeze([
+  CloseCode.NORMAL,
+  CloseCode.POLICY_VIOLATION,
+  CloseCode.MESSAGE_TOO_BIG,
+  CloseCode.AUTH_FAILED,
+  CloseCode.UNSUPPORTED_VERSION,
+  CloseCode.FORBIDDEN,
+]);
+
+/** The server's error code for a refusal that ends the connection, by its close code. */
+const REFUSALS = { [CloseCode.AUTH_FAILED]: 'auth_failed', [CloseCode.UNSUPPORTED_VERSION]: 'unsupported_version',
+  [CloseCode.FORBIDDEN]: 'forbidden' }; // prettier-ignore
+/** The close code that follows a refused `hello`, by error code (others: a bad name or colour, closed by us). */
+const HELLO_REFUSALS = { auth_failed: CloseCode.AUTH_FAILED, unsupported_version: CloseCode.UNSUPPORTED_VERSION };
 
 /** An `error` from the server (`code` as in docs/protocol.md), or a local failure such as `disconnected`. */
 export class ShoalError extends Error {
@@ -60,6 +96,7 @@ export class ShoalClient extends Emitter {
     this.name = options.name ?? '';
     this.color = options.color ?? null;
     this.token = options.token ?? null;
+    this.getToken = options.getToken ?? (() => this.token);
     this.codec = options.codec ?? jsonCodec;
     this.sendRate = options.sendRate ?? null;
     this.interpolationDelay = options.interpolationDelay ?? 100;
@@ -71,17 +108,20 @@ export class ShoalClient extends Emitter {
 
     /** 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed' */
     this.state = 'idle';
+    /** How the last connection ended: `{code, reason, error?}` (`error` when the server refused us), or null. */
+    this.lastClose = null;
     /** This session's member id (a reconnect that cannot resume the session gets a new one). */
     this.id = null;
     this.welcome = null;
     /** The room we are in, or null. */
     this.room = null;
-    /** Everyone in the room, us included, by id: `{id, name, color, pose?}`. */
+    /** Everyone in the room, us included, by id: `{id, name, color, user?, avatar?, role?, muted?, pose?}`. */
     this.members = new Map();
     /** Every entity in the room by id, as the server last described it (plus our own unsent changes). */
     this.entities = new Map();
 
     this._socket = null;
+    this._attempts = 0; // numbers connection attempts, so that one overtaken while getting its token gives up
     /** The codec this connection speaks: `codec`, or JSON when the server did not accept `codec`. */
     this.wire = jsonCodec;
     this._wantedRoom = null;
@@ -116,13 +156,8 @@ export class ShoalClient extends Emitter {
 
   /** Close for good: no reconnect. Pending promises are rejected with `disconnected`. */
   close(code = 1000, reason = 'client closed') {
-    const socket = this._socket;
-    this._socket = null;
-    clearTimeout(this._retryTimer);
     this._resumeToken = null; // a session we ended ourselves is over
-    this._setState('closed', { code, reason });
-    this._connectionLost(new ShoalError('disconnected', reason), true);
-    if (socket && socket.readyState <= 1) socket.close(code, reason);
+    this._end({ code, reason }, new ShoalError('disconnected', reason), { code, reason });
   }
 
   /** True once the server welcomed this connection. */
@@ -257,15 +292,43 @@ export class ShoalClient extends Emitter {
 
   // ---- the socket ------------------------------------------------------------------------------------
 
+  /** One connection attempt: get a token (when logged in), then open the socket. */
   _open() {
     if (typeof this.WebSocket !== 'function') throw new TypeError('no WebSocket: pass options.WebSocket');
+    new URL(this.url); // a malformed URL throws here, from connect(), rather than on every retry
     this._setState(this.state === 'reconnecting' ? 'reconnecting' : 'connecting');
-    const url = new URL(this.url);
-    if (this.token) url.searchParams.set('token', this.token);
+    const attempt = ++this._attempts;
+    const current = () => attempt === this._attempts && this.state !== 'closed';
+    Promise.resolve()
+      .then(() => this.getToken())
+      .then(
+        (token) => current() && this._openSocket(token ?? null),
+        (error) => current() && this._tokenFailed(error),
+      )
+      .catch(
+        (error) => current() && this._end({ reason: String(error) }, new ShoalError('disconnected', String(error))),
+      );
+  }
+
+  /** A refused token ends the connection as a 4001 would; anything else (server unreachable) is retried. */
+  _tokenFailed(error) {
+    const reason = `no token: ${error?.message ?? error}`;
+    if (error?.status === 401 || error?.status === 403) {
+      this._end({ code: CloseCode.AUTH_FAILED, reason }, new ShoalError('auth_failed', error.message ?? reason));
+    } else {
+      this._retry({ reason });
+    }
+  }
+
+  /**
+   * The token goes in `hello`, not in the URL: URLs end up in logs, and a refused `hello` token gets a close
+   * code (4001) and the server's reason, where a refused `?token=` is an HTTP 401 that a browser hides.
+   */
+  _openSocket(token) {
     // offer the chosen codec, and JSON as the fallback the server picks if it does not speak the other
     const codecs = [...new Set([this.codec, jsonCodec])];
     const socket = new this.WebSocket(
-      url.toString(),
+      this.url,
       codecs.map((codec) => codec.subprotocol),
     );
     socket.binaryType = 'arraybuffer';
@@ -275,6 +338,7 @@ export class ShoalClient extends Emitter {
       this.wire = codecs.find((codec) => codec.subprotocol === socket.protocol) ?? jsonCodec;
       const hello = { type: 'hello', v: PROTOCOL_VERSION, name: this.name };
       if (this.color) hello.color = this.color;
+      if (token) hello.token = token;
       // after a drop, ask for the same session back (the server keeps it for a minute)
       if (this._resumeToken) hello.resume = this._resumeToken;
       this._send(hello);
@@ -307,15 +371,41 @@ export class ShoalClient extends Emitter {
 
   _closed(code, reason) {
     this._socket = null;
-    const final = !this.reconnect || FINAL_CLOSE_CODES.includes(code);
-    this._connectionLost(new ShoalError('disconnected', reason || `connection closed (${code})`), final);
-    if (final) {
-      this._setState('closed', { code, reason });
+    if (!FINAL_CLOSE_CODES.includes(code)) {
+      this._retry({ code, reason });
       return;
     }
+    const message = reason || `connection closed (${code})`;
+    this._end({ code, reason }, new ShoalError(REFUSALS[code] ?? 'disconnected', message));
+  }
+
+  /** The connection is gone for now: fail what it carried and try again after the backoff delay. */
+  _retry({ code, reason }) {
+    const error = new ShoalError('disconnected', reason || `connection closed (${code})`);
+    if (!this.reconnect) {
+      this._end({ code, reason }, error);
+      return;
+    }
+    this.lastClose = { code, reason };
+    this._connectionLost(error, false);
     const retryIn = this.backoff.next();
     this._setState('reconnecting', { code, reason, retryIn, attempt: this.backoff.attempt });
     this._retryTimer = setTimeout(() => this._open(), retryIn);
+  }
+
+  /**
+   * No more connections: stop retrying, reject what waits with `error`, enter the 'closed' state with `code`,
+   * `reason` and `error`, and close the socket if it is still open (with `closeWith`).
+   */
+  _end({ code, reason }, error, closeWith = { code: CloseCode.NORMAL, reason: 'client closed' }) {
+    const socket = this._socket;
+    this._socket = null;
+    this._attempts += 1; // an attempt still getting its token stops there
+    clearTimeout(this._retryTimer);
+    this.lastClose = { code, reason, error };
+    this._connectionLost(error, true);
+    this._setState('closed', { code, reason, error });
+    if (socket && socket.readyState <= 1) socket.close(closeWith.code, closeWith.reason);
   }
 
   /** The socket is gone: stop the timers and fail what can no longer be answered. */
@@ -407,7 +497,7 @@ export class ShoalClient extends Emitter {
   }
 
   _addMember(info, time) {
-    const member = { id: info.id, name: info.name, color: info.color };
+    const member = setPresence({ id: info.id }, info);
     this.members.set(member.id, member);
     if (member.id === this.id) return member;
     const buffer = this._newBuffer(lerpPose);
@@ -510,7 +600,7 @@ ShoalClient.prototype._handlers = {
     for (const id of [...this.members.keys()]) if (!present.has(id)) this._removeMember(id);
     for (const info of message.members) {
       const known = this.members.get(info.id);
-      if (known) Object.assign(known, { name: info.name, color: info.color });
+      if (known) setPresence(known, info);
       else this._addMember(info, time);
     }
     const entities = message.entities ?? [];
@@ -540,6 +630,14 @@ ShoalClient.prototype._handlers = {
 
   member_left(message) {
     if (message.room === this.room) this._removeMember(message.id);
+  },
+
+  member_updated(message) {
+    const member = message.room === this.room ? this.members.get(message.member.id) : undefined;
+    if (!member) return;
+    const previous = { ...member };
+    setPresence(member, message.member);
+    this.emit('member_updated', { member, previous });
   },
 
   tick(message) {
@@ -599,9 +697,9 @@ ShoalClient.prototype._handlers = {
       this._pending.delete(message.seq);
       pending.reject(error);
     } else if (message.ref === 'hello') {
-      // the server refused our name or colour: retrying the same hello cannot help
-      for (const waiter of this._connectWaiters.splice(0)) waiter.reject(error);
-      this.close(1000, error.message);
+      // a refused token or version (the server closes 4001 or 4002 next), name or colour: the same hello would
+      // be refused again, so end here, with the server's own message
+      this._end({ code: HELLO_REFUSALS[error.code] ?? CloseCode.NORMAL, reason: error.message }, error);
     } else if (message.ref === 'join') {
       this._wantedRoom = this.room;
       for (const waiter of this._joinWaiters.splice(0)) waiter.reject(error);
@@ -610,6 +708,15 @@ ShoalClient.prototype._handlers = {
     }
   },
 };
+
+/**
+ * Make `member` show the presence `info` as the server sent it (name, colour, and when they apply `user`,
+ * `avatar`, `role`, `muted`): fields it no longer has are removed. Its pose is kept.
+ */
+function setPresence(member, { pose, ...presence }) {
+  for (const key of Object.keys(member)) if (key !== 'id' && key !== 'pose') delete member[key];
+  return Object.assign(member, presence);
+}
 
 function sameNumbers(a, b) {
   return (

@@ -33,6 +33,7 @@ from shoal.dialects.stats import DialectStats
 from shoal.protocol.errors import CloseCode
 from shoal.transport.connection import Connection
 from shoal.transport.frames import encode_frame
+from shoal.transport.upgrade import accept
 
 log = structlog.get_logger("shoal.dialects.broadcast")
 
@@ -73,12 +74,7 @@ class BroadcastRelay:
             max_msg_size=limits.max_message_bytes,
             decode_text=False,  # relayed as the bytes received; UTF-8 is checked below
         )
-        if not ws.can_prepare(request).ok:
-            raise web.HTTPUpgradeRequired(
-                reason="ws-broadcast rooms only accept WebSocket upgrades", headers={"Upgrade": "websocket"}
-            )
-        await ws.prepare(request)
-        transport = request.transport
+        transport = await accept(request, ws, "ws-broadcast rooms only accept WebSocket upgrades")
         if transport is None:  # the peer went away during the handshake
             return ws
 

@@ -24,6 +24,7 @@ from shoal.transport.connection import Connection
 from shoal.transport.frames import encode_frame
 from shoal.transport.heartbeat import Heartbeat
 from shoal.transport.inbound import deliver_directly
+from shoal.transport.upgrade import accept
 
 if TYPE_CHECKING:
     from shoal.persistence import Persistence
@@ -72,12 +73,7 @@ class WebSocketTransport:
             max_msg_size=max_msg_size,
             decode_text=False,  # msgspec decodes bytes directly
         )
-        if not ws.can_prepare(request).ok:
-            raise web.HTTPUpgradeRequired(
-                reason="this endpoint only accepts WebSocket upgrades", headers={"Upgrade": "websocket"}
-            )
-        await ws.prepare(request)
-        transport = request.transport
+        transport = await accept(request, ws, "this endpoint only accepts WebSocket upgrades")
         if transport is None:  # the peer went away during the handshake
             return ws
 

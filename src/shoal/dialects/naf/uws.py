@@ -27,6 +27,7 @@ from shoal.dialects.naf.service import NafService
 from shoal.protocol.errors import CloseCode
 from shoal.transport.connection import Connection
 from shoal.transport.frames import encode_frame
+from shoal.transport.upgrade import accept
 
 log = structlog.get_logger("shoal.dialects.naf")
 
@@ -61,13 +62,7 @@ class UwsChannel:
             compress=False,
             max_msg_size=limits.max_message_bytes,  # aiohttp closes with 1009 past it, and 1007 on bad UTF-8
         )
-        if not ws.can_prepare(request).ok:
-            raise web.HTTPUpgradeRequired(
-                reason="this is the networked-aframe uws endpoint: WebSocket upgrades only",
-                headers={"Upgrade": "websocket"},
-            )
-        await ws.prepare(request)
-        transport = request.transport
+        transport = await accept(request, ws, "this is the networked-aframe uws endpoint: WebSocket upgrades only")
         if transport is None:  # the peer went away during the handshake
             return ws
 

@@ -77,6 +77,9 @@ def bench(output_dir: Path, no_progress: bool, protocols: tuple[str, ...], **set
         SweepSettings(protocols=tuple(dict.fromkeys(protocols)), **settings), output_dir, not no_progress
     )
     for point in report["points"]:
+        if "error" in point:
+            click.echo(f"{point['params']['protocol']:>9} {point['params']['clients']:>6} clients: {point['error']}")
+            continue
         params, latency = point["params"], point["latency_ms"]
         click.echo(
             f"{params['protocol']:>9} {params['clients']:>6} clients: {point['deliveries_per_s']:>8} poses/s, "

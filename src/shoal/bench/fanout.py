@@ -71,6 +71,7 @@ PROTOCOLS = ("json", "binary", "broadcast")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 SERVER_START_TIMEOUT_S = 20.0
+HTTP_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 INTEREST_EDGE_M = 0.05
 """With interest management, pairs this close to the radius are not owed every pose (positions drift by
@@ -217,7 +218,8 @@ class ProcessSample:
 
 
 def fetch_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5.0) as response:
+    """GET `url` as JSON. The timeout is long: a saturated server (the point of some runs) answers late."""
+    with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as response:
         return json.load(response)
 
 

@@ -168,8 +168,14 @@ def _setting(value: Any) -> str:
 
 
 def render_html(report: dict[str, Any]) -> str:
-    """The whole page for a `shoal bench` report (see `shoal.bench.sweep`)."""
-    points = report["points"]
+    """The whole page for a `shoal bench` report (see `shoal.bench.sweep`); failed points are listed below."""
+    points = [point for point in report["points"] if "error" not in point]
+    failures = "".join(
+        f"<li>{html.escape(str(p['params']['protocol']))}, {p['params']['clients']} clients: "
+        f"{html.escape(p['error'])}</li>"
+        for p in report["points"]
+        if "error" in p
+    )
     x_values = [float(point["params"]["clients"]) for point in points]
     tick_rate = report["settings"].get("tick_rate")
     charts = "\n".join(svg_chart(chart, x_values) for chart in charts_of(points, tick_rate))
@@ -201,6 +207,7 @@ td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
 <p>{settings}.</p>
 <div>{charts}</div>
 {idle_line}
+{f"<p>Points that failed:</p><ul>{failures}</ul>" if failures else ""}
 <table><thead><tr>{header}</tr></thead><tbody>
 {rows}
 </tbody></table>

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.bench.fanout import (
+    BenchError,
     Target,
     has_uvloop,
     measure_idle_connections,
@@ -55,15 +56,27 @@ class SweepSettings:
 
 
 def run_sweep(settings: SweepSettings, output_dir: Path, show_progress: bool = True) -> dict[str, Any]:
-    """Run every point, write `bench.json` and `bench.html` into `output_dir`, and return the report."""
+    """Run every point, write `bench.json` and `bench.html` into `output_dir` (again after each point, so
+    that an interrupted sweep keeps what it measured), and return the report.
+
+    A point that fails (a loader gave up, the server stopped answering) is recorded with its `error` and
+    the sweep goes on; a failure of the server itself ends it.
+    """
     points = [(protocol, clients) for clients in settings.clients for protocol in settings.protocols]
-    results: list[dict[str, Any]] = []
-    idle = None
+    report: dict[str, Any] = {
+        "bench": "shoal bench",
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine_description(),
+        "settings": {key: value for key, value in asdict(settings).items() if value is not None},
+        "points": [],
+        "idle": None,
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
     with _target(settings) as target, _Progress(len(points) + bool(settings.idle_connections), show_progress) as bar:
         for protocol, clients in points:
             bar.next_point(f"{protocol}, {clients} clients")
-            results.append(
-                run_benchmark(
+            try:
+                point = run_benchmark(
                     target,
                     clients=clients,
                     room_size=min(settings.room_size, clients),
@@ -78,25 +91,24 @@ def run_sweep(settings: SweepSettings, output_dir: Path, show_progress: bool = T
                     interest_radius=settings.interest_radius,
                     on_phase=bar.phase,
                 )
-            )
+            except (BenchError, OSError) as exc:  # OSError: the server's HTTP API timed out or refused
+                point = {"params": {"protocol": protocol, "clients": clients}, "error": str(exc)}
+            report["points"].append(point)
+            _write(report, output_dir)
         if settings.idle_connections:
             bar.next_point(f"{settings.idle_connections} idle connections")
             bar.phase("connecting", 2.0 + settings.idle_connections * 0.005)
-            idle = measure_idle_connections(
+            report["idle"] = measure_idle_connections(
                 target, connections=settings.idle_connections, loaders=settings.loaders, room_size=settings.room_size
             )
-    report = {
-        "bench": "shoal bench",
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": machine_description(),
-        "settings": {key: value for key, value in asdict(settings).items() if value is not None},
-        "points": results,
-        "idle": idle,
-    }
-    output_dir.mkdir(parents=True, exist_ok=True)
+    report["machine"] = machine_description()  # the load average at the end
+    _write(report, output_dir)
+    return report
+
+
+def _write(report: dict[str, Any], output_dir: Path) -> None:
     (output_dir / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     (output_dir / "bench.html").write_text(render_html(report))
-    return report
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
-// Remote avatars: a head whose visor shows where it faces, a name tag, a body that turns with the head,
-// and two hands, all in the member's colour. Poses come from the SDK, interpolated ~100 ms behind.
+// Remote avatars: a head whose visor shows where it faces, a name tag with the member's profile picture above
+// it, a body that turns with the head, and two hands, all in the member's colour. Poses come from the SDK,
+// interpolated ~100 ms behind.
 import * as THREE from 'three';
 
 import { contactShadow } from './scene.js';
@@ -7,13 +8,18 @@ import { contactShadow } from './scene.js';
 const HEAD_RADIUS = 0.13;
 const NAME_TAG_HEIGHT = 0.13; // metres, up close
 const NAME_TAG_GROWS_BEYOND = 2.5; // metres away; further off the tag grows (up to 3x) so it stays legible
+const PICTURE_SIZE = 0.26; // metres, up close: the profile picture's diameter, ring included
+const PICTURE_RING = 0.08; // of the diameter, on each side: the ring in the member's colour
 const _euler = new THREE.Euler(0, 0, 0, 'YXZ');
+const textures = new THREE.TextureLoader();
 
-/** One member's avatar. `root` holds everything, in world coordinates. */
+/** One member's avatar. `root` holds everything, in world coordinates. `changed` is called when it must be redrawn. */
 export class AvatarView {
-  constructor(member) {
+  constructor(member, changed = () => {}) {
     this.id = member.id;
     this.name = member.name;
+    this.user = member.user ?? null;
+    this.changed = changed;
     this.root = new THREE.Group();
     this.root.name = `avatar-${member.id}`;
     this.root.visible = false; // until the first pose arrives
@@ -38,6 +44,13 @@ export class AvatarView {
     this.tagAspect = this.tag.scale.x / this.tag.scale.y;
     this.root.add(this.tag);
 
+    /** The profile picture's URL (same origin only), or null; `imageState` says whether it shows. */
+    this.image = sameOriginUrl(member.avatar);
+    /** 'none' | 'loading' | 'loaded' | 'failed': while not 'loaded', the avatar shows its colour alone. */
+    this.imageState = this.image ? 'loading' : 'none';
+    this.picture = null;
+    if (this.image) this.loadPicture(colour);
+
     this.shadow = contactShadow(0, 0, 0.6, 0.6);
     this.root.add(this.shadow);
   }
@@ -57,7 +70,7 @@ export class AvatarView {
     _euler.setFromQuaternion(this.head.quaternion);
     this.body.position.set(x, y - 0.46, z);
     this.body.rotation.set(0, _euler.y, 0);
-    this.tag.position.set(x, y + HEAD_RADIUS + 0.14, z);
+    this.placeLabels();
     this.shadow.position.set(x, 0.005, z);
     for (const side of ['left', 'right']) {
       const transform = pose[side];
@@ -79,16 +92,100 @@ export class AvatarView {
     if (Math.abs(factor - (this.tagFactor ?? 0)) < 0.01) return false;
     this.tagFactor = factor;
     this.tag.scale.set(this.tagAspect * NAME_TAG_HEIGHT * factor, NAME_TAG_HEIGHT * factor, 1);
+    this.picture?.scale.setScalar(PICTURE_SIZE * factor);
+    this.placeLabels();
     return true;
   }
 
+  /** The name tag just above the head, and the picture (when it has one) just above the tag. */
+  placeLabels() {
+    const factor = this.tagFactor ?? 1;
+    const head = this.head.position;
+    this.tag.position.set(head.x, head.y + HEAD_RADIUS + 0.02 + (NAME_TAG_HEIGHT * factor) / 2, head.z);
+    this.picture?.position.set(
+      head.x,
+      this.tag.position.y + ((NAME_TAG_HEIGHT + PICTURE_SIZE) / 2 + 0.02) * factor,
+      head.z,
+    );
+  }
+
+  /**
+   * Load the profile picture with three.js's TextureLoader, then show it round, in a ring of `colour`. If it
+   * fails the avatar keeps its colour alone.
+   */
+  loadPicture(colour) {
+    textures.load(
+      this.image,
+      (texture) => {
+        if (this.disposed) return texture.dispose();
+        texture.colorSpace = THREE.SRGBColorSpace;
+        texture.anisotropy = 4;
+        this.picture = pictureSprite(texture, colour);
+        this.picture.scale.setScalar(PICTURE_SIZE * (this.tagFactor ?? 1));
+        this.root.add(this.picture);
+        this.placeLabels();
+        this.imageState = 'loaded';
+        this.changed();
+      },
+      undefined,
+      () => {
+        this.imageState = 'failed';
+        console.warn(`avatar image of ${this.name} could not be loaded: ${this.image}`);
+      },
+    );
+  }
+
   dispose() {
+    this.disposed = true;
     this.root.traverse((node) => {
       node.geometry?.dispose();
       if (node.material?.map) node.material.map.dispose();
     });
     for (const material of [...this.materials, this.tag.material]) material.dispose();
+    this.picture?.traverse((node) => node.material?.dispose());
   }
+}
+
+/** `url` resolved against this page if it is on this page's origin; anything else is not loaded. */
+function sameOriginUrl(url) {
+  if (!url) return null;
+  const resolved = new URL(url, location.href);
+  return resolved.origin === location.origin ? resolved.href : null;
+}
+
+let roundMask = null;
+
+/** A white disc on black, as an alpha map: what it is applied to shows as a circle. */
+function discAlphaMap() {
+  if (roundMask) return roundMask;
+  const size = 128;
+  const canvas = document.createElement('canvas');
+  canvas.width = canvas.height = size;
+  const context = canvas.getContext('2d');
+  context.fillStyle = '#000';
+  context.fillRect(0, 0, size, size);
+  context.fillStyle = '#fff';
+  context.beginPath();
+  context.arc(size / 2, size / 2, size / 2 - 1, 0, Math.PI * 2);
+  context.fill();
+  roundMask = new THREE.CanvasTexture(canvas);
+  return roundMask;
+}
+
+/** The picture as a round sprite facing the viewer, in a ring of `colour`; unit diameter (scale it). */
+function pictureSprite(texture, colour) {
+  const disc = (material) =>
+    new THREE.Sprite(
+      new THREE.SpriteMaterial({ alphaMap: discAlphaMap(), transparent: true, depthWrite: false, ...material }),
+    );
+  const ring = disc({ color: colour });
+  ring.renderOrder = 10;
+  const image = disc({ map: texture });
+  image.scale.setScalar(1 - 2 * PICTURE_RING);
+  image.renderOrder = 11; // over the ring
+  ring.add(image);
+  ring.name = 'profile-picture';
+  return ring;
 }
 
 /** A dark visor across the front of the head (-Z, where a three.js camera looks), with two bright eyes. */
@@ -176,7 +273,7 @@ export class Avatars {
 
   add(member) {
     if (member.id === this.client.id || this.views.has(member.id)) return;
-    const view = new AvatarView(member);
+    const view = new AvatarView(member, this.invalidate);
     this.views.set(member.id, view);
     this.scene.add(view.root);
     this.invalidate();

@@ -1,5 +1,10 @@
-// The heads-up display: connection state, round-trip time, the room and who is in it, and a banner that
-// says clearly when the connection dropped and when the next reconnect attempt comes.
+// The heads-up display: connection state, round-trip time, the room and who is in it (with their pictures),
+// the account logged in, and a banner that says clearly when the connection dropped and when the next reconnect
+// attempt comes, or why the server refused us for good.
+import { CloseCode } from 'shoal';
+
+import { showPicture } from './picture.js';
+import { advise, sentence } from './text.js';
 
 const STATE_LABELS = {
   idle: 'Not connected',
@@ -10,23 +15,29 @@ const STATE_LABELS = {
 };
 
 export class Hud {
-  constructor(client, elements = hudElements()) {
+  /** `user`: the logged-in account's profile (null for a guest), shown above the "Log out" button. */
+  constructor(client, user = null, elements = hudElements()) {
     this.client = client;
     this.elements = elements;
     this.countdown = null;
     this.bannerTimer = null;
     client.on('state', (change) => this.stateChanged(change));
     client.on('clock', ({ rtt }) => (elements.rtt.textContent = `${Math.round(rtt)} ms`));
-    for (const event of ['joined', 'member_joined', 'member_left', 'left']) client.on(event, () => this.listPeople());
+    for (const event of ['joined', 'member_joined', 'member_left', 'member_updated', 'left']) {
+      client.on(event, () => this.listPeople());
+    }
+    elements.account.hidden = !user;
+    if (user) elements.user.textContent = user.username ? `@${user.username}` : user.name;
   }
 
   show(room) {
     this.elements.room.textContent = room;
     this.elements.hud.hidden = false;
     this.stateChanged({ state: this.client.state });
+    this.listPeople();
   }
 
-  stateChanged({ state, previous, retryIn, code, reason }) {
+  stateChanged({ state, previous, retryIn, code, reason, error }) {
     const { state: label, rtt } = this.elements;
     label.textContent = STATE_LABELS[state] ?? state;
     label.className = `state ${state}`;
@@ -43,8 +54,7 @@ export class Hud {
     } else if (state === 'connected' && previous === 'reconnecting') {
       this.banner('Reconnected', 2500, 'ok');
     } else if (state === 'closed') {
-      const why = reason ? `: ${reason}` : code ? ` (${code})` : '';
-      this.banner(`Disconnected${why}. Reload the page to join again.`);
+      this.banner(farewell({ code, reason, error }));
     }
   }
 
@@ -66,12 +76,12 @@ export class Hud {
     people.replaceChildren(
       ...members.map((member) => {
         const item = document.createElement('li');
-        const swatch = document.createElement('span');
-        swatch.className = 'swatch';
-        swatch.style.background = member.color;
+        const picture = document.createElement('span');
+        picture.className = 'picture small';
+        showPicture(picture, member);
         const name = document.createElement('span');
         name.textContent = member.name;
-        item.append(swatch, name);
+        item.append(picture, name);
         if (member.id === this.client.id) {
           const you = document.createElement('span');
           you.className = 'you';
@@ -85,6 +95,16 @@ export class Hud {
   }
 }
 
+/** What to tell the user when the connection ended for good. */
+function farewell({ code, reason, error }) {
+  const why = error?.message || reason;
+  if (code === CloseCode.AUTH_FAILED)
+    return `Your login was refused: ${advise(why, 'Reload the page to log in again.')}`;
+  if (code === CloseCode.UNSUPPORTED_VERSION) return 'This page is older than the server: reload it.';
+  const detail = why ? `: ${sentence(why)}` : code ? ` (${code}).` : '.';
+  return `Disconnected${detail} Reload the page to join again.`;
+}
+
 function hudElements() {
   const byId = (id) => document.getElementById(id);
   return {
@@ -95,5 +115,7 @@ function hudElements() {
     people: byId('hud-people'),
     count: byId('hud-count'),
     banner: byId('banner'),
+    account: byId('hud-account'),
+    user: byId('hud-user'),
   };
 }

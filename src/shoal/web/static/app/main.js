@@ -1,24 +1,39 @@
-// The Shoal web app: lobby, then a shared room for desktop, VR and AR users. Networking is the SDK
-// (/sdk/shoal.js); this file wires it to the scene, the controls and the HUD.
+// The Shoal web app: lobby (as a guest or logged in), then a shared room for desktop, VR and AR users.
+// Networking and accounts are the SDK (/sdk/shoal.js); this file wires them to the scene, the controls and the HUD.
 import * as THREE from 'three';
 
-import { binaryCodec, ShoalClient } from 'shoal';
+import { binaryCodec, CloseCode, ShoalClient } from 'shoal';
 
+import { Account } from './account.js';
 import { Avatars } from './avatars.js';
 import { exposeDebugHook } from './debug.js';
 import { DesktopControls } from './desktop.js';
 import { Hud } from './hud.js';
-import { hideLobby, lobbyChoice, lobbyError, showLobby } from './lobby.js';
+import { Lobby } from './lobby.js';
 import { SharedObjects } from './objects.js';
+import { ProfilePanel } from './profile.js';
 import { createWorld, placeAtSeat } from './scene.js';
+import { advise, sentence } from './text.js';
 import { XRControls } from './xr.js';
-
-const TOKEN_KEY = 'shoal.token'; // set by a login page (accounts); without it we join as a guest
 
 const world = createWorld();
 const timer = new THREE.Timer();
+const account = new Account();
+const profile = new ProfilePanel(account);
+const lobby = new Lobby(account, { openProfile: () => profile.open() });
 let frames = 0;
 let room = null; // {client, avatars, objects, desktop, xr} once joined
+let latestClient = null; // the client of the last attempt to join, joined or not
+
+document.getElementById('hud-logout').addEventListener('click', logOut);
+exposeDebugHook({
+  room: () => room,
+  client: () => latestClient,
+  account,
+  camera: world.camera,
+  renderer: world.renderer,
+  frames: () => frames,
+});
 
 world.renderer.setAnimationLoop((time) => {
   timer.update(time);
@@ -30,18 +45,26 @@ world.renderer.setAnimationLoop((time) => {
   frames += 1;
 });
 
-/** Connect, join the chosen room and build everything that depends on it. Throws if the server refuses. */
+/**
+ * Connect, join the chosen room and build everything that depends on it. Throws if the server refuses. Logged in,
+ * the name and colour are the account's (the server takes them from the token); as a guest, the lobby's.
+ */
 async function enter({ room: name, name: displayName, color }) {
+  const user = account.user;
   const client = new ShoalClient({
     name: displayName,
     color,
-    token: sessionStorage.getItem(TOKEN_KEY) ?? undefined,
+    getToken: account.getToken, // a fresh access token for every connection, reconnects included
     codec: binaryCodec, // compact poses (shoal.v1.bin); the SDK falls back to JSON if the server declines
   });
+  latestClient = client;
   const avatars = new Avatars(world.scene, client, world.invalidate);
   const objects = new SharedObjects(world.scene, client, world.invalidate);
-  const hud = new Hud(client);
   client.on('error', (error) => console.warn('server:', error.code, error.message));
+  client.on('state', ({ state, code, error }) => {
+    // the server refused the login (expired, revoked, forged): this tab is a guest again until it logs in
+    if (state === 'closed' && code === CloseCode.AUTH_FAILED) account.forget(error?.message ?? 'login refused');
+  });
   let joined;
   try {
     await client.connect();
@@ -54,8 +77,8 @@ async function enter({ room: name, name: displayName, color }) {
   }
   placeAtSeat(world.camera, joined.members.length - 1);
   world.invalidate();
-  hideLobby(name);
-  hud.show(name);
+  lobby.hide(name);
+  new Hud(client, user).show(name);
   objects.seedIfEmpty();
   const desktop = new DesktopControls({
     camera: world.camera,
@@ -64,15 +87,11 @@ async function enter({ room: name, name: displayName, color }) {
     crosshair: document.getElementById('crosshair'),
     invalidate: world.invalidate,
   });
-  const xr = new XRControls({ ...world, objects, color, buttons: document.getElementById('xr-buttons') });
-  exposeDebugHook({
-    client,
-    avatars,
+  const xr = new XRControls({
+    ...world,
     objects,
-    camera: world.camera,
-    renderer: world.renderer,
-    frames: () => frames,
-    pose: () => room?.pose ?? null,
+    color: user?.color ?? color,
+    buttons: document.getElementById('xr-buttons'),
   });
   window.addEventListener('pagehide', () => client.close(1000, 'page closed'));
   return { client, avatars, objects, desktop, xr };
@@ -116,15 +135,32 @@ function localPose(desktop, xr) {
 
 /** Show the lobby until joining a room succeeds. */
 async function start() {
-  showLobby();
+  lobby.show();
   while (room === null) {
-    const choice = await lobbyChoice();
+    const choice = await lobby.choice();
+    const loggedIn = account.user !== null;
     try {
       room = await enter(choice);
     } catch (error) {
-      lobbyError(`Could not join: ${error.message ?? error}`);
+      lobby.error(joinFailure(error, loggedIn));
     }
   }
+}
+
+/** Why joining failed, for the lobby; a refused login says to log in again. */
+function joinFailure(error, loggedIn) {
+  const why = error.message ?? String(error);
+  if (error.code !== 'auth_failed') return `Could not join: ${sentence(why)}`;
+  return loggedIn
+    ? `Your login was refused: ${advise(why, 'Log in again.')}`
+    : `Could not join: ${advise(why, 'Log in or register.')}`;
+}
+
+/** Leave the room, end the session on the server, and start again from the lobby as a guest. */
+async function logOut() {
+  room?.client.close(1000, 'logged out');
+  await account.logOut();
+  location.reload();
 }
 
 start();

@@ -154,8 +154,9 @@ export class ShoalClient extends Emitter {
     return welcomed;
   }
 
-  /** Close for good: no reconnect. Pending promises are rejected with `disconnected`. */
+  /** Close for good: no reconnect. Pending promises are rejected with `disconnected`. Closed already: nothing. */
   close(code = 1000, reason = 'client closed') {
+    if (this.state === 'closed') return; // and `lastClose` keeps saying why, e.g. a refused token
     this._resumeToken = null; // a session we ended ourselves is over
     this._end({ code, reason }, new ShoalError('disconnected', reason), { code, reason });
   }

@@ -161,6 +161,25 @@ async def test_a_guest_joins_without_an_account_next_to_a_logged_in_user(
     assert (await avatar_of(guest, "Cy"))["imageLoaded"]
 
 
+async def test_a_picture_that_cannot_be_loaded_leaves_the_avatar_in_its_colour(
+    open_app: OpenApp, server: RunningServer, room: str
+) -> None:
+    profile = await profile_with_picture(server, "fay", "Fay", (251, 188, 5))
+    fay = await open_app(server.url, room, "fay")
+    await log_in(fay, "fay")
+    await join_logged_in(fay)
+
+    offline = await open_app(server.url, room, "offline")
+    await offline.page.route("**/api/users/*/avatar*", lambda route: route.abort("connectionfailed"))
+    await offline.join("Gus", "#42d4f4")
+    seen = await offline.wait_for("shoalDebug.avatars().find(a => a.name === 'Fay' && a.imageState === 'failed')")
+    assert seen["visible"] and not seen["imageLoaded"]
+    assert seen["image"] == server.url + profile["avatar"], "the URL was right; the network failed"
+    fallback = offline.page.locator("#hud-people li", has_text="Fay").locator(".picture")
+    await fallback.locator("img").wait_for(state="detached", timeout=5000)  # the HUD shows the colour instead
+    await offline.screenshot("picture-failed")
+
+
 BAD_SESSIONS = ["forged", "expired", "expired-and-revoked"]
 
 

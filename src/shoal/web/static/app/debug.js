@@ -47,7 +47,8 @@ export function exposeDebugHook({ room, client: latestClient, account, camera, r
     },
     /**
      * Every remote avatar as drawn this frame (interpolated): head and hand positions (null for a hidden hand),
-     * its account id, and its profile picture: `image` (URL or null) and `imageLoaded` (its texture is shown).
+     * its account id, and its profile picture: `image` (URL or null), `imageLoaded` (its texture is shown) and
+     * `imageState` ('none', 'loading', 'loaded' or 'failed': without a loaded picture the avatar shows its colour).
      */
     avatars: () =>
       avatarViews().map((view) => ({
@@ -60,6 +61,7 @@ export function exposeDebugHook({ room, client: latestClient, account, camera, r
         right: view.hands.right.visible ? vector(view.hands.right.position) : null,
         image: view.image,
         imageLoaded: view.imageState === 'loaded',
+        imageState: view.imageState,
       })),
     /** Every shared object as drawn: colour (`#rrggbb`), position and owner (null when unowned). */
     entities: () =>

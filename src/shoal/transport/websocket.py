@@ -53,6 +53,8 @@ class WebSocketTransport:
         """Set when the server has a store: storage actions go there (else they are dropped)."""
         self.connections: set[Connection] = set()
         self._ticker: asyncio.Task[None] | None = None
+        self._next_tick_at = 0.0
+        """When `tick` must next run (seconds, wall clock)."""
         self._accepting = True
 
     # ---- the WebSocket endpoint ------------------------------------------------------------------
@@ -102,6 +104,8 @@ class WebSocketTransport:
             except Exception:
                 bound.exception("connection_failed")
                 connection.close(CloseCode.INTERNAL_ERROR, "internal error")
+            if now >= self._next_tick_at:  # the tick loop's timer is late: the loop is flooded (see `tick`)
+                self.tick(now)
 
         # From here data messages arrive in `receive` straight from the socket's read callback; the
         # loop below gets them only if this aiohttp does not allow that (see transport/inbound.py).
@@ -195,19 +199,27 @@ class WebSocketTransport:
 
     # ---- the tick loop -------------------------------------------------------------------------------
 
+    def tick(self, now: float) -> None:
+        """Tick the rooms that are due and remember the next deadline. A failing tick is logged, not fatal.
+
+        The tick loop calls this at each deadline, and so does every arriving message once the deadline has
+        passed: with thousands of busy sockets, libuv (uvloop) polls up to 48 rounds of 1,024 ready sockets
+        before it runs a timer, so the loop's own wake-up can come a second late; the messages keep the
+        ticks on time instead.
+        """
+        try:
+            actions, self._next_tick_at = self.engine.tick(now)
+            if actions:
+                self.perform(actions, now)
+        except Exception:
+            log.exception("tick_failed")
+            self._next_tick_at = now + 0.05
+
     async def run_ticker(self) -> None:
-        """Tick the engine at each room's deadline, forever. A failing tick is logged, not fatal."""
-        engine = self.engine
+        """Tick the engine at each room's deadline, forever."""
         while True:
-            now = time.time()
-            try:
-                actions, deadline = engine.tick(now)
-                if actions:
-                    self.perform(actions, now)
-            except Exception:
-                log.exception("tick_failed")
-                deadline = now + 0.05
-            await asyncio.sleep(max(deadline - time.time(), 0.0))
+            self.tick(time.time())
+            await asyncio.sleep(max(self._next_tick_at - time.time(), 0.0))
 
     async def start(self, app: web.Application) -> None:
         self._ticker = asyncio.get_running_loop().create_task(self.run_ticker())

@@ -54,7 +54,7 @@ export class ProfilePanel {
     input.value = ''; // choosing the same file again is a new attempt
   }
 
-  /** Run a change with the session, then say how it went; `busy` buttons are disabled meanwhile. */
+  /** Run a change with the session, then say how it went; Save and the upload wait meanwhile. */
   async attempt(success, failure, change) {
     const session = this.account.session;
     if (!session) return;

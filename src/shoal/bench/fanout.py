@@ -72,6 +72,9 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 SERVER_START_TIMEOUT_S = 20.0
 HTTP_TIMEOUT_S = 30.0
+SLOW_API_S = 1.0
+"""A `/api/stats` answer slower than this is reported (`params.server_api_seconds`): the server counters
+then describe a shifted window, a sign of saturation."""
 STOP_TIMEOUT_S = 10.0
 INTEREST_EDGE_M = 0.05
 """With interest management, pairs this close to the radius are not owed every pose (positions drift by
@@ -409,11 +412,15 @@ def run_benchmark(
         time.sleep(max(start - time.time(), 0.0))
         phase("measuring", duration)
         cpu_before = ProcessSample.read(target.pid) if target.pid else None
+        asked = time.monotonic()
         stats_before = fetch_json(target.http_url + "/api/stats")
+        stats_waits = [time.monotonic() - asked]
         load_before = os.getloadavg()
         time.sleep(max(end - time.time(), 0.0))
         cpu_after = ProcessSample.read(target.pid) if target.pid else None
+        asked = time.monotonic()
         stats_after = fetch_json(target.http_url + "/api/stats")
+        stats_waits.append(time.monotonic() - asked)
         load_after = os.getloadavg()
 
         phase("draining", drain)
@@ -448,6 +455,8 @@ def run_benchmark(
         "spread_m": spread,
         "interest_radius_m": interest_radius or None,
     }
+    if max(stats_waits) > SLOW_API_S:  # the counters were read late: the server was saturated
+        params["server_api_seconds"] = [round(wait, 2) for wait in stats_waits]
     return _report(observed, params)
 
 

@@ -11,6 +11,7 @@ import collections
 import sys
 import time
 
+import aiohttp
 import pytest
 
 from support.clients import greeted_peers, json_peer, raw_socket_peer
@@ -295,3 +296,11 @@ async def test_a_client_offering_no_subprotocol_is_served_json(server: RunningSe
         assert peer.ws.subprotocol is None
         welcome = await peer.hello("Ada")
         assert welcome["v"] == 1
+
+
+async def test_a_body_over_the_size_limit_is_413_saying_the_limit(server: RunningServer) -> None:
+    async with aiohttp.ClientSession() as session:
+        response = await session.put(server.url + "/api/me/avatar", data=b"x" * (2 * 1024 * 1024))
+        body = await response.json()
+    assert response.status == 413
+    assert body["error"]["status"] == 413 and "Maximum request body size" in body["error"]["message"]

@@ -22,7 +22,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if exc.status < 400:
             raise
         headers = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
-        return error_response(exc.status, exc.reason, headers)
+        # aiohttp's 413 explains the limit in its text ("Maximum request body size ... exceeded"), not its reason
+        message = exc.text if isinstance(exc, web.HTTPRequestEntityTooLarge) and exc.text else exc.reason
+        return error_response(exc.status, message, headers)
     except Exception:
         log.exception("request_failed", path=request.path)
         return error_response(500, "internal server error")

@@ -300,7 +300,7 @@ async def test_a_client_offering_no_subprotocol_is_served_json(server: RunningSe
 
 async def test_a_body_over_the_size_limit_is_413_saying_the_limit(server: RunningServer) -> None:
     async with aiohttp.ClientSession() as session:
-        response = await session.put(server.url + "/api/me/avatar", data=b"x" * (2 * 1024 * 1024))
+        response = await session.post(server.url + "/api/auth/register", data=b"x" * (2 * 1024 * 1024))
         body = await response.json()
     assert response.status == 413
     assert body["error"]["status"] == 413 and "Maximum request body size" in body["error"]["message"]

@@ -96,11 +96,13 @@ def svg_chart(chart: Chart, x_values: Sequence[float]) -> str:
         f"{html.escape(chart.y_label)}</text>"
         f'<rect x="{MARGIN_LEFT}" y="{MARGIN_TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>'
     )
-    for label, value in chart.references:
+    for index, (label, value) in enumerate(chart.references):
         y = sy(value)
+        # labels alternate right and left, so that two close targets stay readable
+        x, anchor = (WIDTH - MARGIN_RIGHT - 4, "end") if index % 2 == 0 else (MARGIN_LEFT + 120, "start")
         parts.append(
             f'<line x1="{MARGIN_LEFT}" x2="{WIDTH - MARGIN_RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#c00" '
-            f'stroke-dasharray="2 3"/><text x="{WIDTH - MARGIN_RIGHT - 4}" y="{y - 4:.1f}" text-anchor="end" '
+            f'stroke-dasharray="2 3"/><text x="{x}" y="{y - 4:.1f}" text-anchor="{anchor}" '
             f'fill="#c00">{html.escape(label)}</text>'
         )
     legend_y = MARGIN_TOP + 14
@@ -157,10 +159,17 @@ TABLE_COLUMNS = (
     ("p50 ms", lambda r: r["latency_ms"]["p50"]),
     ("p99 ms", lambda r: r["latency_ms"]["p99"]),
     ("CPU µs/pose", lambda r: r["us_per_delivered_pose"]),
+    ("MB/s out", lambda r: _megabytes_per_second(r)),
     ("server cores", lambda r: r["server"]["cores_used"]),
     ("loaders cores", lambda r: r["loaders_cores_used"]),
     ("load avg", lambda r: " ".join(f"{v:g}" for v in r["host"]["loadavg_start"])),
 )
+
+
+def _megabytes_per_second(point: dict[str, Any]) -> str:
+    """Tick bytes the server sent per second (the ws-broadcast dialect keeps no such counter)."""
+    sent = point["server_stats"].get("bytes_out")
+    return f"{sent / point['params']['duration_s'] / 1e6:.2f}" if sent else "—"
 
 
 def _setting(value: Any) -> str:

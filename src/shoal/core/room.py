@@ -184,6 +184,7 @@ class Room:
             tick.send(codec, recipients, senders)
 
     def _send_full_state(self, tick: _TickBuilder) -> None:
+        """Members that skipped a tick get every current pose and every entity, whatever their distance."""
         by_codec: dict[Codec, list[Member]] = {}
         for member in self.members.values():
             if member.needs_full_state:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import psutil
 
+from shoal.bench.fanout import count_losses, plan_clients
+
 SOURCE_TREE = Path(__file__).parents[1] / "src"
 RUN_TIMEOUT_S = 120
 
@@ -55,3 +57,16 @@ def test_a_tiny_sweep_writes_the_report_and_the_plot_and_stops_its_processes(tmp
 
     started = [point["server"]["pid"] for point in points] + [pid for p in points for pid in p["loader_pids"]]
     assert all(not psutil.pid_exists(pid) for pid in started), "the server or a loader is still running"
+
+
+def test_with_interest_only_receivers_within_the_radius_are_owed_every_relayed_pose() -> None:
+    (plan,) = plan_clients(4, 4, 1, "run", spread=3.0)
+    assert [z for _index, _room, z in plan] == [0.0, 3.0, 6.0, 9.0]
+    # sender "1" sent poses 1..4; "2" (3 m away) got them all, "3" (6 m) only the far-tier ones, 2 and 4
+    senders = {"1": ["r", 1, 4], "2": ["r", None, None], "3": ["r", None, None]}
+    receivers = {"1": ["r", {}], "2": ["r", {"1": hex(0b11110)}], "3": ["r", {"1": hex(0b10100)}]}
+    positions = {"1": 0.0, "2": 3.0, "3": 6.0}
+    within_5_m = count_losses(senders, receivers, lambda s, r: abs(positions[s] - positions[r]) <= 5.0)
+    assert (within_5_m.relayed, within_5_m.owed, within_5_m.lost) == (4, 4, 0)
+    everyone = count_losses(senders, receivers)
+    assert (everyone.owed, everyone.lost) == (8, 2)  # without the radius, the far receiver's gaps are losses

@@ -162,7 +162,10 @@ class _Progress:
     def __enter__(self) -> _Progress:
         if not self._enabled:
             return self
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # only `shoal bench` needs rich
+        try:  # only `shoal bench` needs rich
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        except ImportError:
+            raise BenchError("the progress bar needs rich: pip install 'shoal[bench]', or use --no-progress") from None
 
         self._progress = Progress(
             TextColumn("{task.description:<34}"),

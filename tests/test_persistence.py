@@ -6,13 +6,13 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from pathlib import Path
 from typing import Any
 
-from shoal.client import ConnectionClosed, ShoalClient
+from shoal.bench.crash import run_crash_test
+from shoal.client import ShoalClient
 from shoal.protocol.messages import Ack, Error, Joined
-from support.servers import running_server_process, serving
+from support.servers import serving
 
 CRASH_ITERATIONS = 3
 
@@ -105,64 +105,8 @@ async def test_refused_reliable_change_reports_its_seq(tmp_path: Path) -> None:
         await client.close()
 
 
-async def _write_until_killed(ws_url: str, kill: asyncio.Event, acked_versions: dict[str, int]) -> None:
-    """Create persistent entities and bump a counter, pipelined, recording each change once acked."""
-    client = await ShoalClient.connect(ws_url, name="Writer")
-    joined = await client.join("crash")
-    in_flight: dict[int, tuple[str, int]] = {}
-    seq = 0
-    counter = entities_by_id(joined)["counter"].props["count"]  # go on from what survived
-    first_id = len(joined.entities)
-    try:
-        while not kill.is_set():
-            seq += 1
-            if seq % 2:
-                entity_id = f"e{first_id}-{seq}"  # unique across restarts
-                await create(client, entity_id, seq, persistent=True, props={"seq": seq})
-                in_flight[seq] = (entity_id, 1)
-            else:
-                counter += 1
-                await client.send_raw(
-                    {"type": "entity_update", "id": "counter", "props": {"count": counter}, "seq": seq}
-                )
-                in_flight[seq] = ("counter", counter)
-            while len(in_flight) > 8 or (in_flight and kill.is_set()):
-                message = await client.recv(timeout=5)
-                if isinstance(message, Ack):
-                    entity_id, value = in_flight.pop(message.seq)
-                    acked_versions[entity_id] = max(acked_versions.get(entity_id, 0), value)
-    except (TimeoutError, ConnectionClosed, ConnectionError):
-        pass  # the server was killed under us: what was acked is what counts
-    finally:
-        await client.close()
-
-
 async def test_every_acknowledged_change_survives_kill_9(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    rng = random.Random(1234)
-    acked_versions: dict[str, int] = {}
-    for iteration in range(CRASH_ITERATIONS):
-        with running_server_process("--data", str(data)) as server:
-            setup = await ShoalClient.connect(server.ws_url)
-            await setup.join("crash")
-            if iteration == 0:
-                await create(setup, "counter", 0, persistent=True, owned=False, props={"count": 0})
-                await acked(setup, 0)
-            await setup.close()
-            kill = asyncio.Event()
-            writer = asyncio.create_task(_write_until_killed(server.ws_url, kill, acked_versions))
-            await asyncio.sleep(rng.uniform(0.2, 1.0))
-            server.process.kill()  # SIGKILL, no chance to flush
-            server.process.wait(5)
-            kill.set()
-            await asyncio.wait_for(writer, 15)
-
-        with running_server_process("--data", str(data)) as server:
-            reader = await ShoalClient.connect(server.ws_url)
-            scene = entities_by_id(await reader.join("crash"))
-            await reader.close()
-        lost = [entity_id for entity_id in acked_versions if entity_id not in scene]
-        assert lost == [], f"iteration {iteration}: acknowledged entities lost after kill -9: {lost}"
-        counter_acked = acked_versions.get("counter", 0)
-        assert scene["counter"].props["count"] >= counter_acked, f"iteration {iteration}: counter went back"
-    assert len(acked_versions) > 10, "the writer should have had many changes acknowledged"
+    report = await run_crash_test(CRASH_ITERATIONS, tmp_path / "data", seed=1234)
+    assert report.lost == [], f"acknowledged changes lost after kill -9: {report.lost}"
+    assert report.iterations == CRASH_ITERATIONS
+    assert report.acknowledged > 10, "the writer should have had many changes acknowledged"

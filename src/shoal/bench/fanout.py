@@ -105,22 +105,30 @@ class Target:
 
 @contextlib.contextmanager
 def started_server(
-    tick_rate: float, max_members: int, loop: str, interest_radius: float = 0.0, interest_far_every: int = 4
+    tick_rate: float,
+    max_members: int,
+    loop: str,
+    interest_radius: float = 0.0,
+    interest_far_every: int = 4,
+    data_dir: Path | None = None,
+    store_url: str = "",
 ) -> Iterator[Target]:
     """Run `shoal serve` on a free port of 127.0.0.1 in its own process; stop it by PID on exit.
 
     The port comes from the server's JSON `listening` log line. Logs go to a temporary file (info level:
-    connection events only, never per message), which is quoted if the server fails to start.
+    connection events only, never per message), which is quoted if the server fails to start. The server's
+    data goes to a temporary directory unless `data_dir` names one that outlives it (for restarts).
     """
     with (
-        tempfile.TemporaryDirectory(prefix="shoal-bench-") as data_dir,
-        open(Path(data_dir) / "server.log", "w+b") as log,
+        tempfile.TemporaryDirectory(prefix="shoal-bench-") as scratch,
+        open(Path(scratch) / "server.log", "w+b") as log,
     ):
         command = [
             sys.executable, "-m", "shoal", "serve", "--host", "127.0.0.1", "--port", "0",
             "--log-level", "info", "--log-format", "json", "--tick-rate", str(tick_rate),
-            "--max-members", str(max_members), "--data", str(Path(data_dir) / "data"), "--loop", loop,
+            "--max-members", str(max_members), "--data", str(data_dir or Path(scratch) / "data"), "--loop", loop,
             "--interest-radius", str(interest_radius), "--interest-far-every", str(interest_far_every),
+            "--store", store_url,
         ]  # fmt: skip
         server = subprocess.Popen(
             command,

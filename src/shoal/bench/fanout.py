@@ -392,20 +392,9 @@ def run_benchmark(
     started: list[Loader] = []
     try:
         phase("connecting", min(ready_timeout, 1.0 + clients * 0.005))
-        for plan in plan_clients(clients, room_size, loaders, run_id, spread):
-            plan_message = {
-                "url": target.ws_url,
-                "protocol": protocol,
-                "clients": plan,
-                "hz": hz,
-                "drain": drain,
-                "ready_timeout": ready_timeout,
-                "latency_bin_ms": LATENCY_BIN_MS,
-            }
-            started.append(Loader(plan_message))
-        deadline = time.monotonic() + ready_timeout + 5.0
-        for loader in started:
-            loader.receive(deadline)
+        orders = {"hz": hz, "drain": drain, "latency_bin_ms": LATENCY_BIN_MS}
+        plans = plan_clients(clients, room_size, loaders, run_id, spread)
+        _start_loaders(started, plans, target, protocol, ready_timeout, orders)
         phase("warming up", warmup)
         rooms = {room["name"]: room for room in fetch_json(target.http_url + "/api/rooms")["rooms"]}
         own_rooms = [rooms.get(f"bench-{run_id}-{index}") for index in range(-(-clients // room_size))]
@@ -468,6 +457,24 @@ def run_benchmark(
     return _report(observed, params)
 
 
+def _start_loaders(
+    started: list[Loader],
+    plans: list[list[list[Any]]],
+    target: Target,
+    protocol: str,
+    ready_timeout: float,
+    orders: dict[str, Any],
+) -> None:
+    """Start one loader process per plan (appending each to `started`, so the caller can stop them all
+    even if a later one fails) and wait until every one reports its clients ready."""
+    for plan in plans:
+        message = {"url": target.ws_url, "protocol": protocol, "clients": plan, "ready_timeout": ready_timeout}
+        started.append(Loader({**message, **orders}))
+    deadline = time.monotonic() + ready_timeout + 5.0
+    for loader in started:
+        loader.receive(deadline)
+
+
 def measure_idle_connections(
     target: Target, *, connections: int, loaders: int, protocol: str = "binary", room_size: int = 25
 ) -> dict[str, Any]:
@@ -484,18 +491,8 @@ def measure_idle_connections(
     load_before = os.getloadavg()
     started: list[Loader] = []
     try:
-        for plan in plan_clients(connections, room_size, min(loaders, connections), run_id):
-            plan_message = {
-                "url": target.ws_url,
-                "protocol": protocol,
-                "clients": plan,
-                "ready_timeout": ready_timeout,
-                "idle": True,
-            }
-            started.append(Loader(plan_message))
-        deadline = time.monotonic() + ready_timeout + 5.0
-        for loader in started:
-            loader.receive(deadline)
+        plans = plan_clients(connections, room_size, min(loaders, connections), run_id)
+        _start_loaders(started, plans, target, protocol, ready_timeout, {"idle": True})
         time.sleep(IDLE_SETTLE_S)
         after = ProcessSample.read(target.pid)
     finally:

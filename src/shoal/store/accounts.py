@@ -8,6 +8,8 @@ Each backend implements those methods in its own module (`sqlite_accounts.py`, `
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 MAX_AVATAR_BYTES = 1024 * 1024
@@ -28,6 +30,16 @@ class UserRecord(msgspec.Struct, frozen=True, kw_only=True):
     """`local` for accounts made here, `oidc` for accounts first seen in an external provider's token."""
     created_at: float = 0.0
     avatar_version: int = 0
+
+
+USER_COLUMNS = "id, username, display_name, color, password_hash, provider, created_at, avatar_version"
+"""The `users` table's columns in the SQL stores, in the order of `user_row`."""
+
+
+def user_row(user: UserRecord) -> tuple[Any, ...]:
+    """`user` as a row of `USER_COLUMNS`."""
+    return (user.id, user.username, user.display_name, user.color, user.password_hash, user.provider,
+            user.created_at, user.avatar_version)  # fmt: skip
 
 
 class AvatarRecord(msgspec.Struct, frozen=True):

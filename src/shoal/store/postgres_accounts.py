@@ -10,7 +10,15 @@ from typing import Any
 
 import asyncpg
 
-from shoal.store.accounts import AvatarRecord, BanRecord, RoomAccessRecord, SessionRecord, UserRecord
+from shoal.store.accounts import (
+    USER_COLUMNS,
+    AvatarRecord,
+    BanRecord,
+    RoomAccessRecord,
+    SessionRecord,
+    UserRecord,
+    user_row,
+)
 from shoal.store.base import StoreConflict, StoreError
 
 MIGRATION: tuple[str, ...] = (
@@ -32,7 +40,6 @@ MIGRATION: tuple[str, ...] = (
 )
 """Schema step 2: accounts, avatars, sessions, room settings, roles and bans."""
 
-_USER_COLUMNS = "id, username, display_name, color, password_hash, provider, created_at, avatar_version"
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 
@@ -58,15 +65,7 @@ class PostgresAccounts:
 
     async def create_user(self, user: UserRecord) -> None:
         await self._execute(
-            f"INSERT INTO users ({_USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            user.id,
-            user.username,
-            user.display_name,
-            user.color,
-            user.password_hash,
-            user.provider,
-            user.created_at,
-            user.avatar_version,
+            f"INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", *user_row(user)
         )
 
     async def update_user(self, user: UserRecord) -> None:
@@ -82,15 +81,15 @@ class PostgresAccounts:
             raise StoreError(f"no user {user.id!r}")
 
     async def load_user(self, user_id: str) -> UserRecord | None:
-        rows = await self._fetch(f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1", user_id)
+        rows = await self._fetch(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", user_id)
         return _user(rows[0]) if rows else None
 
     async def find_user(self, username: str) -> UserRecord | None:
-        rows = await self._fetch(f"SELECT {_USER_COLUMNS} FROM users WHERE username = $1", username)
+        rows = await self._fetch(f"SELECT {USER_COLUMNS} FROM users WHERE username = $1", username)
         return _user(rows[0]) if rows else None
 
     async def list_users(self) -> list[UserRecord]:
-        return [_user(row) for row in await self._fetch(f'SELECT {_USER_COLUMNS} FROM users ORDER BY id COLLATE "C"')]
+        return [_user(row) for row in await self._fetch(f'SELECT {USER_COLUMNS} FROM users ORDER BY id COLLATE "C"')]
 
     async def delete_user(self, user_id: str) -> bool:
         # one statement: the data-modifying CTEs and the final DELETE commit together

@@ -10,7 +10,15 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from shoal.store.accounts import AvatarRecord, BanRecord, RoomAccessRecord, SessionRecord, UserRecord
+from shoal.store.accounts import (
+    USER_COLUMNS,
+    AvatarRecord,
+    BanRecord,
+    RoomAccessRecord,
+    SessionRecord,
+    UserRecord,
+    user_row,
+)
 from shoal.store.base import StoreConflict, StoreError
 
 T = TypeVar("T")
@@ -34,8 +42,7 @@ MIGRATION: tuple[str, ...] = (
 )
 """Schema step 2: accounts, avatars, sessions, room settings, roles and bans."""
 
-_USER_COLUMNS = "id, username, display_name, color, password_hash, provider, created_at, avatar_version"
-_INSERT_USER = f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_USER = f"INSERT INTO users ({USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 class SqliteAccounts:
@@ -51,7 +58,7 @@ class SqliteAccounts:
     async def create_user(self, user: UserRecord) -> None:
         def insert(db: sqlite3.Connection) -> None:
             try:
-                _transaction(db, [(_INSERT_USER, [_row(user)])])
+                _transaction(db, [(_INSERT_USER, [user_row(user)])])
             except sqlite3.IntegrityError as exc:
                 raise StoreConflict(f"user {user.id!r} or username {user.username!r} exists") from exc
 
@@ -72,12 +79,12 @@ class SqliteAccounts:
         return await self._one_user("username", username)
 
     async def _one_user(self, column: str, value: str) -> UserRecord | None:
-        query = f"SELECT {_USER_COLUMNS} FROM users WHERE {column} = ?"
+        query = f"SELECT {USER_COLUMNS} FROM users WHERE {column} = ?"
         row = await self._run(lambda db: db.execute(query, (value,)).fetchone())
         return None if row is None else _user(row)
 
     async def list_users(self) -> list[UserRecord]:
-        rows = await self._run(lambda db: db.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY id").fetchall())
+        rows = await self._run(lambda db: db.execute(f"SELECT {USER_COLUMNS} FROM users ORDER BY id").fetchall())
         return [_user(row) for row in rows]
 
     async def delete_user(self, user_id: str) -> bool:
@@ -183,19 +190,6 @@ def _transaction(db: sqlite3.Connection, steps: list[tuple[str, Iterable[Iterabl
             db.execute("ROLLBACK")
         raise
     return changed
-
-
-def _row(user: UserRecord) -> tuple[Any, ...]:
-    return (
-        user.id,
-        user.username,
-        user.display_name,
-        user.color,
-        user.password_hash,
-        user.provider,
-        user.created_at,
-        user.avatar_version,
-    )
 
 
 def _user(row: tuple[Any, ...]) -> UserRecord:

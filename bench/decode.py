@@ -5,10 +5,11 @@
 
 For each codec (JSON text, binary `shoal.v1.bin`) it times, per pose:
 
-- `decode`: the codec's decode and validation of a head-and-hands pose frame (what `Codec.decode` does);
+- `decode`: the codec's decode and validation of a head-and-hands pose frame (what `Codec.decode` does;
+  binary keeps the pose packed: it validates and decodes no floats);
 - `receive`: `Engine.receive` for a member in a room of 25, the whole sans-I/O receive path (decode,
   validation, rate budget, quaternion check, `Room.set_pose`); the transport adds aiohttp's frame parsing;
-- `entry`: one pose entry of a tick (`Codec.pose_entry`), re-encoded from floats, and for binary also the
+- `entry`: one pose entry of a tick (`Codec.pose_entry`), encoded from floats, and for binary also the
   relay of the sender's own bytes (`entry_relayed`, what the server does for binary senders).
 
 Each figure is the best of `--repeat` runs of `--number` calls (timeit), so it is the cost on a quiet
@@ -22,6 +23,7 @@ import os
 import sys
 import timeit
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -85,6 +87,7 @@ def main(number: int, repeat: int) -> None:
     configure_logging("warning", "json")  # the rooms' info logs would mix with the JSON line
     report: dict[str, object] = {"bench": "decode", "number": number, "repeat": repeat}
     member_pose = MemberPose(id=123456789, head=POSE.head, left=POSE.left, right=POSE.right, t=POSE.t)
+    from_floats = SimpleNamespace(id=member_pose.id, pose=member_pose, packed=None)  # a sender as codecs see it
     for name, codec in CODECS.items():
         frame = FRAMES[name]
         engine, member = engine_with_a_room(name)
@@ -99,13 +102,12 @@ def main(number: int, repeat: int) -> None:
                 number,
                 repeat,
             ),
-            "entry_us": best_us(lambda codec=codec: codec.pose_entry(member_pose, T + 20.0), number, repeat),
-            "entry_bytes": len(codec.pose_entry(member_pose, T + 20.0)),
+            "entry_us": best_us(lambda codec=codec: codec.pose_entry(from_floats, T + 20.0), number, repeat),
+            "entry_bytes": len(codec.pose_entry(from_floats, T + 20.0)),
         }
         if codec.binary:
-            figures["entry_relayed_us"] = best_us(
-                lambda frame=frame: BINARY.pose_entry(member_pose, T + 20.0, frame), number, repeat
-            )
+            relayed = SimpleNamespace(id=member_pose.id, pose=None, packed=BINARY.decode(frame))
+            figures["entry_relayed_us"] = best_us(lambda r=relayed: BINARY.pose_entry(r, T + 20.0), number, repeat)
         report[name] = figures
     report["loadavg"] = [round(value, 2) for value in os.getloadavg()]
     print(json.dumps(report), flush=True)

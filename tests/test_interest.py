@@ -13,7 +13,7 @@ from shoal.client import ShoalClient
 from shoal.core.actions import Send
 from shoal.core.interest import Interest, SpatialGrid
 from shoal.core.member import Member
-from shoal.protocol.codec import JsonCodec
+from shoal.protocol.codec import JsonCodec, PoseSource
 from shoal.protocol.messages import MemberPose, Tick, Transform
 from support.core import CoreDriver, inbox
 from support.servers import StartServer
@@ -104,9 +104,9 @@ class CountingJson(JsonCodec):
         super().__init__()
         self.entries_encoded = 0
 
-    def pose_entry(self, pose: MemberPose, tick_t: float, frame: bytes | None = None) -> bytes:
+    def pose_entry(self, sender: PoseSource, tick_t: float) -> bytes:
         self.entries_encoded += 1
-        return super().pose_entry(pose, tick_t, frame)
+        return super().pose_entry(sender, tick_t)
 
 
 def test_each_pose_is_encoded_once_per_tick_and_neighbours_alike_share_a_frame(core: CoreDriver) -> None:
@@ -161,7 +161,7 @@ def test_without_a_pose_change_members_who_share_neighbours_share_one_frame(core
 def member_at(member_id: int, x: float, y: float, z: float) -> Member:
     member = Member.__new__(Member)
     member.id = member_id
-    member.pose = MemberPose(id=member_id, head=Transform((x, y, z), IDENTITY))
+    member.set_pose(MemberPose(id=member_id, head=Transform((x, y, z), IDENTITY)))
     return member
 
 

@@ -323,6 +323,33 @@ async def test_writer_stop_flushes_what_is_pending(store: Store, store_url: str,
         assert await fresh.load_positions("studio") == [PositionRecord("studio", "ann", b"last pose", 9.0)]
 
 
+async def test_positions_ride_along_or_commit_on_their_own_once_per_position_interval(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    writer = StoreWriter(store, interval=0.01, position_interval=0.3)
+    await writer.start()
+    try:
+        # members crossing their one-second mark at different moments: one transaction, not one per window
+        for n in range(10):
+            writer.put_position(PositionRecord("studio", f"user{n}", b"first", float(n)))
+            await asyncio.sleep(0.02)
+        assert writer.stats.commits == 0 and writer.pending == 10
+        await wait_until(lambda: writer.stats.commits == 1, timeout=5, what="the positions' own commit")
+        assert writer.stats.last_batch == 10 and writer.pending == 0
+
+        # a position queued before an entity change is committed with it, well before position_interval
+        writer.put_position(PositionRecord("studio", "user0", b"second", 20.0))
+        writer.put_entity(entity("studio", "lamp"))
+        await asyncio.wait_for(writer.committed(), 0.25)
+        assert writer.stats.commits == 2 and writer.stats.last_batch == 2
+        positions = await writer.store.load_positions("studio")
+        assert [p.data for p in positions if p.user == "user0"] == [b"second"]
+    finally:
+        await writer.stop()
+    with pytest.raises(StoreError, match="stopped"):
+        writer.put_position(PositionRecord("studio", "ann", b"too late", 1.0))
+
+
 async def test_commit_failure_fails_the_batch_futures_and_the_writer_goes_on(
     store: Store, store_url: str, tmp_path: Path
 ) -> None:

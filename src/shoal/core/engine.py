@@ -49,6 +49,7 @@ from shoal.core.member import Member
 from shoal.core.pose import InvalidPose, member_pose, unit_quaternion
 from shoal.core.room import Room, encode_once_per_codec
 from shoal.core.stats import Stats
+from shoal.protocol.binary import PackedPose
 from shoal.protocol.codec import Codec, DecodeFailure
 from shoal.protocol.errors import CloseCode, ErrorCode
 from shoal.protocol.messages import (
@@ -208,8 +209,8 @@ class Engine:
         except DecodeFailure as failure:
             return self._invalid(member, failure.code, failure.message, None, now)
 
-        if type(message) is Pose:  # the hot path: no dict dispatch, no allocation beyond the pose
-            return self._on_pose(member, message, now, frame)
+        if type(message) is PackedPose or type(message) is Pose:  # the hot path: no dict dispatch
+            return self._on_pose(member, message, now)
         if type(message) is EntityUpdate:  # moving a held object streams updates at pose rates
             if not member.pose_budget.take(now):
                 return self._rate_limited(member, "update_rate", now)
@@ -264,7 +265,7 @@ class Engine:
 
     # ---- message handlers ------------------------------------------------------------------------
 
-    def _on_pose(self, member: Member, message: Pose, now: float, frame: bytes) -> list[Action]:
+    def _on_pose(self, member: Member, message: Pose | PackedPose, now: float) -> list[Action]:
         self.stats.poses_in += 1
         if not member.pose_budget.take(now):
             return self._rate_limited(member, "pose_rate", now)
@@ -274,14 +275,16 @@ class Engine:
                 return self._invalid(member, ErrorCode.HELLO_REQUIRED, "send hello first", message, now)
             self.stats.poses_ignored += 1
             return []
-        try:
-            pose = member_pose(member.id, message)
-        except InvalidPose as exc:
-            return self._invalid(member, ErrorCode.INVALID_MESSAGE, str(exc), message, now)
-        unchanged = pose.head is message.head and pose.left is message.left and pose.right is message.right
-        room.set_pose(member, pose, frame if unchanged else None)
+        if type(message) is PackedPose:  # binary: unit rotations and bounded positions by construction
+            room.set_pose(member, None, message)
+        else:
+            try:
+                pose = member_pose(member.id, message)  # type: ignore[arg-type]
+            except InvalidPose as exc:
+                return self._invalid(member, ErrorCode.INVALID_MESSAGE, str(exc), message, now)
+            room.set_pose(member, pose)
         if self.store_backed and now - member.position_saved_at >= self.limits.position_interval:
-            return [self._position(room, member, pose, now)]
+            return [self._position(room, member, member.pose, now)]  # type: ignore[arg-type]  # just set
         return []
 
     def _on_hello(self, member: Member, message: Hello, now: float) -> list[Action]:
@@ -779,7 +782,7 @@ class Engine:
         member: Member,
         code: ErrorCode,
         problem: str,
-        message: ClientMessage | None,
+        message: ClientMessage | PackedPose | None,
         now: float,
         seq: int | None = None,
     ) -> list[Action]:
@@ -812,9 +815,11 @@ class Engine:
         return [self._close(member, CloseCode.HELLO_TIMEOUT, "no hello received") for member in expired]
 
 
-def _tag(message: ClientMessage) -> str:
+def _tag(message: ClientMessage | PackedPose) -> str:
     """The `type` a client message was sent with."""
-    return type(message).__struct_config__.tag  # type: ignore[return-value]
+    if type(message) is PackedPose:
+        return "pose"
+    return type(message).__struct_config__.tag  # type: ignore[union-attr,return-value]
 
 
 def _assume(member: Member, identity: Identity) -> None:

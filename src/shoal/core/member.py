@@ -12,6 +12,7 @@ from shoal.protocol.messages import Hello, Join, MemberInfo, MemberPose
 
 if TYPE_CHECKING:
     from shoal.core.room import Room
+    from shoal.protocol.binary import PackedPose
 
 
 class Member:
@@ -23,6 +24,7 @@ class Member:
     """
 
     __slots__ = (
+        "_pose",
         "abuse_since",
         "address",
         "avatar",
@@ -42,10 +44,9 @@ class Member:
         "muted",
         "name",
         "needs_full_state",
+        "packed",
         "pending_hello",
-        "pose",
         "pose_budget",
-        "pose_frame",
         "position_saved_at",
         "resume_token",
         "role",
@@ -81,9 +82,9 @@ class Member:
         self.join_request: Join | None = None
         """The `join` being carried out (its room is loading, or its password is being checked)."""
         self.position_saved_at = float("-inf")
-        self.pose: MemberPose | None = None
-        self.pose_frame: bytes | None = None
-        """The client frame `pose` arrived in, when the server relays it unchanged (see `Room.set_pose`)."""
+        self._pose: MemberPose | None = None
+        self.packed: PackedPose | None = None
+        """The latest pose as the binary frame it arrived in, validated but not decoded (see `pose`)."""
         self.needs_full_state = False
         self.link: Any = None
         self.pose_budget = TokenBucket(limits.pose_rate, limits.pose_burst, now)
@@ -92,6 +93,18 @@ class Member:
         self.abuse_since: float | None = None
         self.last_rate_drop_at = 0.0
         self.last_rate_error_at = float("-inf")
+
+    @property
+    def pose(self) -> MemberPose | None:
+        """The latest pose in its room; one that arrived packed is decoded on first use, once."""
+        if self._pose is None and self.packed is not None:
+            self._pose = self.packed.unpack(self.id)
+        return self._pose
+
+    def set_pose(self, pose: MemberPose | None, packed: PackedPose | None = None) -> None:
+        """Record the latest pose: as floats, or `packed` (then `pose` is None until someone asks)."""
+        self._pose = pose
+        self.packed = packed
 
     @property
     def access_key(self) -> str:

@@ -19,6 +19,7 @@ from shoal.core.entities import Entities
 from shoal.core.interest import Interest, SpatialGrid
 from shoal.core.limits import Limits
 from shoal.core.member import Member
+from shoal.protocol.binary import PackedPose
 from shoal.protocol.codec import Codec, TickEncoder
 from shoal.protocol.messages import Entity, MemberInfo, MemberPose, ServerMessage, Tick
 
@@ -91,8 +92,7 @@ class Room:
         self._changed.pop(member.id, None)
         self._changed_since_far.pop(member.id, None)
         member.room = None
-        member.pose = None
-        member.pose_frame = None
+        member.set_pose(None)
 
     def snapshot(self) -> list[MemberInfo]:
         """Every member with its last pose, for a late joiner."""
@@ -105,19 +105,15 @@ class Room:
         """No members and no one waiting to join: the room can be unloaded."""
         return not self.members and not self.waiting
 
-    def set_pose(self, member: Member, pose: MemberPose, frame: bytes | None = None) -> None:
-        """Record `member`'s latest pose; the latest one within a tick wins.
-
-        `frame` is the client frame it arrived in, when the server relays it unchanged: a codec may copy
-        those bytes into its pose entry instead of encoding the pose again (see `Codec.pose_entry`).
-        """
+    def set_pose(self, member: Member, pose: MemberPose | None, packed: PackedPose | None = None) -> None:
+        """Record `member`'s latest pose, as floats or as the binary frame it came in; the latest one within
+        a tick wins."""
         if member.id in self._changed:
             self.coalesced += 1
         self._changed[member.id] = member
         if self.interest is not None:
             self._changed_since_far[member.id] = member
-        member.pose = pose
-        member.pose_frame = frame
+        member.set_pose(pose, packed)
 
     def others(self, member: Member) -> list[Member]:
         return [other for other in self.members.values() if other is not member]
@@ -224,8 +220,7 @@ class _TickBuilder:
         for sender in senders:
             entry = cache.get(sender.id)
             if entry is None:
-                frame = sender.pose_frame if sender.codec is codec else None
-                entry = cache[sender.id] = codec.pose_entry(sender.pose, t, frame)  # type: ignore[arg-type]
+                entry = cache[sender.id] = codec.pose_entry(sender, t)
             entries.append(entry)
         full = full_entities is not None
         encoder = self._encoders.get((codec, full))

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from shoal.protocol.codec import JSON, DecodeFailure, TickEncoder
+from shoal.protocol.codec import JSON, DecodeFailure, PoseSource, TickEncoder
 from shoal.protocol.errors import ErrorCode
 from shoal.protocol.messages import (
     MAX_COORDINATE_M,
@@ -103,6 +103,9 @@ _COUNT = struct.Struct("<H")
 _FULL_POSE = struct.Struct("<BBdHbHbHbHHHhhhHHHhhhHHH")
 """The common client pose (head, both hands near it, `t`) in one unpack: the receive path's fast case."""
 _FULL_POSE_FLAGS = LEFT | RIGHT | HAS_T
+_FULL_POSE_CHECK = struct.Struct("<2xd9x3H6x3H6x3H")
+"""What `pack_pose` checks in that layout: `t` and the three rotations (compact positions are in range by
+construction)."""
 
 
 class BinaryFormatError(ValueError):
@@ -146,14 +149,25 @@ def _quantise_component(value: float) -> int:
     return min(max(steps, -QUAT_STEPS), QUAT_STEPS) + QUAT_STEPS
 
 
+def is_unit_quaternion(first: int, second: int, third: int) -> bool:
+    """Whether three stored words can be a unit quaternion's: each value within 0...32766 (a third word
+    with bit 15 set is beyond it) and the squares of the three within 1."""
+    na = (first & 0x7FFF) - QUAT_STEPS
+    nb = (second & 0x7FFF) - QUAT_STEPS
+    nc = third - QUAT_STEPS
+    return (
+        na <= QUAT_STEPS and nb <= QUAT_STEPS and nc <= QUAT_STEPS and na * na + nb * nb + nc * nc <= _QUAT_NORM_LIMIT
+    )
+
+
 def unpack_quaternion(first: int, second: int, third: int) -> tuple[float, float, float, float]:
     """The unit quaternion of three stored words; BinaryFormatError if they cannot be one."""
+    if not is_unit_quaternion(first, second, third):
+        raise BinaryFormatError("rotation is not a unit quaternion")
     na = (first & 0x7FFF) - QUAT_STEPS
     nb = (second & 0x7FFF) - QUAT_STEPS
     nc = third - QUAT_STEPS
     squares = na * na + nb * nb + nc * nc
-    if squares > _QUAT_NORM_LIMIT or na > QUAT_STEPS or nb > QUAT_STEPS or nc > QUAT_STEPS:
-        raise BinaryFormatError("rotation is not a unit quaternion")
     a, b, c = na / QUAT_SCALE, nb / QUAT_SCALE, nc / QUAT_SCALE
     largest = math.sqrt(1.0 - squares / _QUAT_NORM_LIMIT)  # integer squares: exact, never below zero
     index = (first >> 15) << 1 | second >> 15
@@ -306,6 +320,41 @@ def _check_timestamp(t: float) -> None:
         raise BinaryFormatError(f"t = {t} is not a timestamp within +-1e15 ms")
 
 
+class PackedPose:
+    """A client pose frame that passed validation, kept as its bytes.
+
+    The server relays these bytes to binary members as they are and decodes the floats only when
+    something needs them (JSON members, snapshots, the interest grid, the stored last position), so in
+    a binary room a pose costs one struct unpack and a few integer checks.
+    """
+
+    __slots__ = ("_pose", "frame", "t")
+
+    def __init__(self, frame: bytes, t: float | None, pose: Pose | None = None) -> None:
+        self.frame = frame
+        self.t = t
+        """The sender's timestamp (ms), if the frame has one."""
+        self._pose = pose
+
+    def unpack(self, member_id: int) -> MemberPose:
+        """The pose as floats, stamped with its sender's id (rotations come out unit length)."""
+        pose = self._pose if self._pose is not None else decode_pose(self.frame)
+        return MemberPose(id=member_id, head=pose.head, left=pose.left, right=pose.right, t=pose.t)
+
+
+def pack_pose(frame: bytes) -> PackedPose:
+    """A client pose frame validated exactly as `decode_pose` validates it, without decoding its floats
+    when it has the common layout (compact head, both hands near it, `t`); raises BinaryFormatError."""
+    if len(frame) == _FULL_POSE.size and frame[1] == _FULL_POSE_FLAGS:
+        t, h1, h2, h3, l1, l2, l3, r1, r2, r3 = _FULL_POSE_CHECK.unpack(frame)
+        _check_timestamp(t)
+        if is_unit_quaternion(h1, h2, h3) and is_unit_quaternion(l1, l2, l3) and is_unit_quaternion(r1, r2, r3):
+            return PackedPose(frame, t)
+        raise BinaryFormatError("rotation is not a unit quaternion")
+    pose = decode_pose(frame)
+    return PackedPose(frame, pose.t, pose)
+
+
 def encode_client(message: ClientMessage) -> bytes:
     """Any client message as a binary frame: poses compact, everything else as tagged JSON."""
     if type(message) is Pose:
@@ -316,26 +365,27 @@ def encode_client(message: ClientMessage) -> bytes:
 # ---- server frames -------------------------------------------------------------------------------------------------
 
 
-def pose_entry(pose: MemberPose, tick_t: float, frame: bytes | None = None) -> bytes:
-    """One member's pose as an entry of a tick frame: id, flags, age of `t` relative to the tick, body.
-
-    With `frame`, the binary pose frame the pose was decoded from, its body is copied as it is (the
-    sender's own quantisation, relayed unchanged).
-    """
-    if frame is not None and frame[0] == TAG_POSE:
-        flags = frame[1]
-        if flags & HAS_T:
-            age = math.floor((tick_t - pose.t) * AGE_SCALE + 0.5)  # type: ignore[operator]  # HAS_T: t is set
-            if -_AGE_LIMIT <= age <= _AGE_LIMIT:
-                return _ENTRY_WITH_AGE.pack(pose.id, flags, age) + frame[10:]
-        else:
-            return _ENTRY.pack(pose.id, flags) + frame[2:]
+def pose_entry(pose: MemberPose, tick_t: float) -> bytes:
+    """One member's pose as an entry of a tick frame: id, flags, age of `t` relative to the tick, body."""
     flags, body = encode_body(pose.head, pose.left, pose.right)
     if pose.t is not None:
         age = math.floor((tick_t - pose.t) * AGE_SCALE + 0.5)
         if -_AGE_LIMIT <= age <= _AGE_LIMIT:
             return _ENTRY_WITH_AGE.pack(pose.id, flags | HAS_T, age) + body
     return _ENTRY.pack(pose.id, flags) + body
+
+
+def packed_entry(member_id: int, packed: PackedPose, tick_t: float) -> bytes:
+    """The tick entry of a pose that arrived in binary: the sender's body copied as it is (its own
+    quantisation, relayed unchanged), behind the id, its flags and its age."""
+    frame = packed.frame
+    flags = frame[1]
+    if packed.t is None:
+        return _ENTRY.pack(member_id, flags) + frame[2:]
+    age = math.floor((tick_t - packed.t) * AGE_SCALE + 0.5)
+    if -_AGE_LIMIT <= age <= _AGE_LIMIT:
+        return _ENTRY_WITH_AGE.pack(member_id, flags, age) + frame[10:]
+    return _ENTRY.pack(member_id, flags & ~HAS_T) + frame[10:]  # t too far from the tick: left out
 
 
 def tick_encoder(tick: Tick) -> TickEncoder:
@@ -426,13 +476,15 @@ class BinaryCodec:
     binary = True
     subprotocol = SUBPROTOCOL
 
-    def decode(self, frame: bytes) -> ClientMessage:
+    def decode(self, frame: bytes) -> ClientMessage | PackedPose:
+        """A pose frame comes back as a `PackedPose` (validated, floats not decoded); anything else as
+        the message it holds."""
         if not frame:
             raise DecodeFailure(ErrorCode.UNKNOWN_TYPE, "empty frame: no tag")
         tag = frame[0]
         if tag == TAG_POSE:
             try:
-                return decode_pose(frame)
+                return pack_pose(frame)
             except BinaryFormatError as exc:
                 raise DecodeFailure(ErrorCode.INVALID_MESSAGE, str(exc)) from None
         if tag == TAG_JSON:
@@ -445,8 +497,11 @@ class BinaryCodec:
         return _JSON_TAG + JSON.encode(message)
 
     @staticmethod
-    def pose_entry(pose: MemberPose, tick_t: float, frame: bytes | None = None) -> bytes:
-        return pose_entry(pose, tick_t, frame)
+    def pose_entry(sender: PoseSource, tick_t: float) -> bytes:
+        packed = sender.packed
+        if packed is not None:
+            return packed_entry(sender.id, packed, tick_t)
+        return pose_entry(sender.pose, tick_t)  # type: ignore[arg-type]  # the room asks only for senders with a pose
 
     @staticmethod
     def tick_encoder(tick: Tick) -> TickEncoder:

@@ -6,18 +6,22 @@ has two codecs: JSON text (here) and compact binary (`shoal.protocol.binary`).
 
 A tick is built from pose entries: each changed pose is encoded once per codec (`pose_entry`) and each
 member's tick frame is assembled from those bytes (`tick_encoder`), so a room that sends different members
-different poses (interest management) still encodes every pose once.
+different poses (interest management) still encodes every pose once. A codec may keep a pose in the bytes
+it arrived in (`shoal.protocol.binary.PackedPose`) and copy them into its entries.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
 from shoal.protocol.errors import ErrorCode
 from shoal.protocol.messages import ClientMessage, ClientMessages, MemberPose, ServerMessage, Tick
+
+if TYPE_CHECKING:
+    from shoal.protocol.binary import PackedPose
 
 
 class DecodeFailure(Exception):
@@ -29,6 +33,23 @@ class DecodeFailure(Exception):
         self.message = message
 
 
+class PoseSource(Protocol):
+    """A member as a codec sees it when putting its latest pose into a tick (`shoal.core.member.Member`)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def pose(self) -> MemberPose | None:
+        """The pose as floats (decoded from `packed` on first use)."""
+        ...
+
+    @property
+    def packed(self) -> PackedPose | None:
+        """The pose as the binary frame it arrived in, when it did."""
+        ...
+
+
 class Codec(Protocol):
     """What the engine needs from a wire format."""
 
@@ -38,20 +59,18 @@ class Codec(Protocol):
     subprotocol: str
     """The `Sec-WebSocket-Protocol` value that selects this codec."""
 
-    def decode(self, frame: bytes) -> ClientMessage:
-        """Decode and validate one client frame; raise `DecodeFailure` if it is not a valid message."""
+    def decode(self, frame: bytes) -> ClientMessage | PackedPose:
+        """Decode and validate one client frame; raise `DecodeFailure` if it is not a valid message.
+        A codec may return a pose as a `PackedPose`: validated, kept as its bytes."""
         ...
 
     def encode(self, message: ServerMessage) -> bytes:
         """Encode one server message as the payload of one frame."""
         ...
 
-    def pose_entry(self, pose: MemberPose, tick_t: float, frame: bytes | None = None) -> bytes:
-        """One pose as it appears in a tick frame whose time is `tick_t` (ms).
-
-        `frame` is the client frame the pose arrived in, when its sender speaks this codec and the server
-        did not change the pose: a codec may copy bytes from it instead of encoding the pose again.
-        """
+    def pose_entry(self, sender: PoseSource, tick_t: float) -> bytes:
+        """`sender`'s latest pose as it appears in a tick frame whose time is `tick_t` (ms). A codec may
+        copy the bytes of `sender.packed` instead of encoding `sender.pose`."""
         ...
 
     def tick_encoder(self, tick: Tick) -> TickEncoder:
@@ -97,8 +116,8 @@ class JsonCodec:
     def encode(self, message: ServerMessage) -> bytes:
         return self._encoder.encode(message)
 
-    def pose_entry(self, pose: MemberPose, tick_t: float, frame: bytes | None = None) -> bytes:
-        return self._encoder.encode(pose)
+    def pose_entry(self, sender: PoseSource, tick_t: float) -> bytes:
+        return self._encoder.encode(sender.pose)
 
     def tick_encoder(self, tick: Tick) -> TickEncoder:
         # `poses` is the first list field of a tick, after two numbers: its empty form occurs once.

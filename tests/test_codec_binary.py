@@ -266,6 +266,7 @@ def test_random_poses_round_trip_within_their_steps_and_re_encode_to_the_same_po
     assert isinstance(packed, wire.PackedPose) and packed.t == pose.t
     frame = wire.decode_pose(packed.frame)
     assert packed.unpack(7) == MemberPose(id=7, head=frame.head, left=frame.left, right=frame.right, t=frame.t)
+    assert packed.head_position() == frame.head.pos  # what the interest grid reads, decoded alone
     assert_close(frame.head, pose.head, 0.5 / wire.HEAD_SCALE + 1e-9)
     for decoded, original in ((frame.left, pose.left), (frame.right, pose.right)):
         assert (decoded is None) == (original is None)

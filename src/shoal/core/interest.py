@@ -51,10 +51,10 @@ class SpatialGrid:
         self._radius_squared = radius * radius
         cells: dict[Cell, list[tuple[Member, float, float, float]]] = {}
         for member in members:
-            pose = member.pose
-            if pose is None:
+            head = member.head_position
+            if head is None:
                 continue
-            x, y, z = pose.head.pos
+            x, y, z = head
             cells.setdefault((math.floor(x / radius), math.floor(z / radius)), []).append((member, x, y, z))
         self._cells = cells
 
@@ -62,10 +62,10 @@ class SpatialGrid:
         """The members of the grid, other than `receiver`, whose heads are within the radius of its head;
         empty when `receiver` has no pose. Cells are searched in a fixed order, so two receivers with the
         same neighbours get them in the same order when they share a cell."""
-        pose = receiver.pose
-        if pose is None:
+        head = receiver.head_position
+        if head is None:
             return []
-        x, y, z = pose.head.pos
+        x, y, z = head
         column, row = math.floor(x / self._radius), math.floor(z / self._radius)
         limit = self._radius_squared
         cells = self._cells

@@ -101,6 +101,15 @@ class Member:
             self._pose = self.packed.unpack(self.id)
         return self._pose
 
+    @property
+    def head_position(self) -> tuple[float, float, float] | None:
+        """Where its head is (None before its first pose in the room), decoding no more than that."""
+        if self._pose is not None:
+            return self._pose.head.pos
+        if self.packed is not None:
+            return self.packed.head_position()
+        return None
+
     def set_pose(self, pose: MemberPose | None, packed: PackedPose | None = None) -> None:
         """Record the latest pose: as floats, or `packed` (then `pose` is None until someone asks)."""
         self._pose = pose

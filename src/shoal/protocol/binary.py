@@ -336,6 +336,16 @@ class PackedPose:
         """The sender's timestamp (ms), if the frame has one."""
         self._pose = pose
 
+    def head_position(self) -> tuple[float, float, float]:
+        """The head position alone (what the interest grid needs), without decoding the rest."""
+        frame = self.frame
+        flags = frame[1]
+        offset = 10 if flags & HAS_T else 2
+        if flags & HEAD_WIDE:
+            return _WIDE.unpack_from(frame, offset)
+        xl, xh, yl, yh, zl, zh = _HEAD.unpack_from(frame, offset)
+        return (xh << 16 | xl) / HEAD_SCALE, (yh << 16 | yl) / HEAD_SCALE, (zh << 16 | zl) / HEAD_SCALE
+
     def unpack(self, member_id: int) -> MemberPose:
         """The pose as floats, stamped with its sender's id (rotations come out unit length)."""
         pose = self._pose if self._pose is not None else decode_pose(self.frame)

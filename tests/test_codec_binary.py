@@ -24,7 +24,7 @@ from shoal.core.actions import Send
 from shoal.protocol import binary as wire
 from shoal.protocol.binary import BINARY, BinaryFormatError
 from shoal.protocol.codec import DecodeFailure
-from shoal.protocol.messages import Entity, Error, Join, MemberPose, Pose, Tick, Transform
+from shoal.protocol.messages import Entity, Error, Join, Joints, MemberPose, Pose, Tick, Transform
 from support.core import CoreDriver
 from support.servers import RunningServer, StartServer
 
@@ -141,6 +141,11 @@ def test_python_produces_and_accepts_the_shared_vectors(case: dict[str, Any]) ->
         tick = msgspec.convert(case["message"], Tick)
         assert BINARY.encode(tick) == frame
         decoded = wire.decode_tick(frame)
+        assert as_json(decoded) == case["decoded"]
+    elif case["kind"] == "joints":
+        message = msgspec.convert(case["message"], Joints)
+        assert wire.encode_client(message) == frame
+        decoded = BINARY.decode(frame)
         assert as_json(decoded) == case["decoded"]
     else:
         assert BINARY.decode(frame) == msgspec.convert(case["message"], Join)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Sequence
+from types import ModuleType
 
 import msgspec
 
@@ -30,6 +31,8 @@ from shoal.protocol.messages import (
     MAX_COORDINATE_M,
     ClientMessage,
     Entity,
+    Joints,
+    MemberJoints,
     MemberPose,
     Pose,
     ServerMessage,
@@ -47,6 +50,8 @@ TAG_POSE = 0x01
 """Client -> server: the sender's pose."""
 TAG_TICK = 0x02
 """Server -> client: a tick."""
+TAG_JOINTS = 0x03
+"""Client -> server: the sender's hand joints (`shoal.protocol.joints`)."""
 _JSON_TAG = bytes((TAG_JSON,))
 
 # ---- pose flags (one byte before each pose body) ------------------------------------------------------
@@ -66,7 +71,9 @@ FULL = 0x01
 """The tick holds the room's complete state (see `tick.full` in docs/protocol.md)."""
 ENTITIES = 0x02
 """A JSON object `{"entities": [...], "removed": [...]}` follows the poses, up to the end of the frame."""
-RESERVED_TICK_FLAGS = 0xFC
+JOINTS = 0x04
+"""A joints section (u16 count, then member id + hands per entry) follows the poses, before any entity section."""
+RESERVED_TICK_FLAGS = 0xF8
 
 # ---- quantisation ---------------------------------------------------------------------------------------
 HEAD_SCALE = 10_000.0
@@ -107,6 +114,13 @@ _FULL_POSE_FLAGS = LEFT | RIGHT | HAS_T
 
 class BinaryFormatError(ValueError):
     """Bytes that break the binary layout (truncated, reserved bits set, an impossible quaternion, ...)."""
+
+
+def _joints() -> ModuleType:
+    """`shoal.protocol.joints`, which builds on this module's helpers (so it cannot be imported at the top)."""
+    from shoal.protocol import joints
+
+    return joints
 
 
 # ---- quaternions ------------------------------------------------------------------------------------------
@@ -310,6 +324,8 @@ def encode_client(message: ClientMessage) -> bytes:
     """Any client message as a binary frame: poses compact, everything else as tagged JSON."""
     if type(message) is Pose:
         return encode_pose(message)
+    if type(message) is Joints:
+        return _joints().encode_joints(message)
     return _JSON_TAG + JSON.encode(message)  # type: ignore[arg-type]  # msgspec encodes any Struct
 
 
@@ -345,6 +361,10 @@ def tick_encoder(tick: Tick) -> TickEncoder:
     if tick.entities or tick.removed:
         flags |= ENTITIES
         tail = _SECTION_ENCODER.encode(_EntitySection(tick.entities, tick.removed))
+    if tick.joints:
+        flags |= JOINTS
+        joints = _joints()
+        tail = joints.joints_section([joints.joints_entry(entry) for entry in tick.joints]) + tail
     header = _TICK_HEADER.pack(TAG_TICK, flags, tick.seq & 0xFFFFFFFF, tick.t)
     count = _COUNT.pack
     return lambda entries: b"".join((header, count(len(entries)), *entries, tail))
@@ -388,6 +408,9 @@ def decode_tick(frame: bytes) -> Tick:
                 offset += _AGE.size
             head, left, right, offset = decode_body(frame, offset, pose_flags)
             poses.append(MemberPose(id=member_id, head=head, left=left, right=right, t=pose_t))
+        joints: list[MemberJoints] = []
+        if flags & JOINTS:
+            joints, offset = _joints().decode_joints_section(frame, offset)
     except (struct.error, IndexError):
         raise BinaryFormatError("the tick frame is truncated") from None
     section = _EntitySection()
@@ -395,7 +418,10 @@ def decode_tick(frame: bytes) -> Tick:
         section = _SECTION_DECODER.decode(memoryview(frame)[offset:])
     elif offset != len(frame):
         raise BinaryFormatError(f"the tick frame has {len(frame) - offset} bytes too many")
-    return Tick(seq=seq, t=t, poses=poses, entities=section.entities, removed=section.removed, full=bool(flags & FULL))
+    return Tick(
+        seq=seq, t=t, poses=poses, entities=section.entities, removed=section.removed, full=bool(flags & FULL),
+        joints=joints,
+    )  # fmt: skip
 
 
 def decode_server(frame: bytes) -> ServerMessage:
@@ -433,6 +459,11 @@ class BinaryCodec:
         if tag == TAG_POSE:
             try:
                 return decode_pose(frame)
+            except BinaryFormatError as exc:
+                raise DecodeFailure(ErrorCode.INVALID_MESSAGE, str(exc)) from None
+        if tag == TAG_JOINTS:
+            try:
+                return _joints().decode_joints(frame)
             except BinaryFormatError as exc:
                 raise DecodeFailure(ErrorCode.INVALID_MESSAGE, str(exc)) from None
         if tag == TAG_JSON:

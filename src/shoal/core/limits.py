@@ -21,6 +21,10 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     pose_rate: float = 90.0
     """Sustained poses and entity updates per second per connection; excess ones are dropped and counted."""
     pose_burst: int = 180
+    joints_rate: float = 30.0
+    """Sustained hand-joints messages per second per connection; excess ones are dropped and counted. Rooms relay
+    joints at a lower rate of their own (`shoal serve --joints-rate`), keeping the latest of each member."""
+    joints_burst: int = 60
     message_rate: float = 10.0
     """Sustained non-pose messages per second per connection (join, msg, ping, ...)."""
     message_burst: int = 20

@@ -25,7 +25,7 @@ from types import ModuleType
 
 import msgspec
 
-from shoal.protocol.codec import JSON, DecodeFailure, TickEncoder
+from shoal.protocol.codec import JSON, DecodeFailure, JointsTickEncoder, TickEncoder
 from shoal.protocol.errors import ErrorCode
 from shoal.protocol.messages import (
     MAX_COORDINATE_M,
@@ -356,6 +356,14 @@ def pose_entry(pose: MemberPose, tick_t: float, frame: bytes | None = None) -> b
 
 def tick_encoder(tick: Tick) -> TickEncoder:
     """The tick's header and entity section encoded once; the result adds pose entries to make a frame."""
+    flags, tail = _tick_flags_and_tail(tick)
+    header = _TICK_HEADER.pack(TAG_TICK, flags, tick.seq & 0xFFFFFFFF, tick.t)
+    count = _COUNT.pack
+    return lambda entries: b"".join((header, count(len(entries)), *entries, tail))
+
+
+def _tick_flags_and_tail(tick: Tick) -> tuple[int, bytes]:
+    """The tick flags and the frame's bytes after the pose entries: `tick.joints`, then the entity section."""
     flags = FULL if tick.full else 0
     tail = b""
     if tick.entities or tick.removed:
@@ -365,9 +373,7 @@ def tick_encoder(tick: Tick) -> TickEncoder:
         flags |= JOINTS
         joints = _joints()
         tail = joints.joints_section([joints.joints_entry(entry) for entry in tick.joints]) + tail
-    header = _TICK_HEADER.pack(TAG_TICK, flags, tick.seq & 0xFFFFFFFF, tick.t)
-    count = _COUNT.pack
-    return lambda entries: b"".join((header, count(len(entries)), *entries, tail))
+    return flags, tail
 
 
 def tick_frame(tick: Tick, entries: Sequence[bytes]) -> bytes:
@@ -482,6 +488,14 @@ class BinaryCodec:
     @staticmethod
     def tick_encoder(tick: Tick) -> TickEncoder:
         return tick_encoder(tick)
+
+    @staticmethod
+    def joints_entry(joints: MemberJoints, frame: bytes | None = None) -> bytes:
+        return _joints().joints_entry(joints, frame)
+
+    @staticmethod
+    def joints_tick_encoder(tick: Tick) -> JointsTickEncoder:
+        return _joints().joints_tick_encoder(tick)
 
 
 BINARY = BinaryCodec()

@@ -15,15 +15,21 @@ import struct
 from collections.abc import Sequence
 
 from shoal.protocol.binary import (
-    HEAD_LIMIT,
+    _QUAT,
+    _TICK_HEADER,
     HEAD_SCALE,
+    JOINTS,
     TAG_JOINTS,
+    TAG_TICK,
     BinaryFormatError,
+    _head_steps,
+    _tick_flags_and_tail,
     _wide_position,
     pack_quaternion,
     unpack_quaternion,
 )
-from shoal.protocol.messages import JOINTS_PER_HAND, Joints, MemberJoints
+from shoal.protocol.codec import JointsTickEncoder
+from shoal.protocol.messages import JOINTS_PER_HAND, Joints, MemberJoints, Tick
 
 # ---- hand flags (the byte before the hands) -------------------------------------------------------------------
 LEFT = 0x01
@@ -58,19 +64,15 @@ class HandTooBig(ValueError):
 # ---- encoding -------------------------------------------------------------------------------------------------------
 
 
-def _wrist_base(hand: Hand) -> tuple[tuple[float, float, float], tuple[int, int, int] | None]:
+def _wrist_base(hand: Hand) -> tuple[Sequence[float], tuple[int, int, int] | None]:
     """The wrist as decoders will see it, and its 0.1 mm steps (None: beyond +-838 m, sent as float64)."""
-    x, y, z = hand[0][0], hand[0][1], hand[0][2]
-    if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(z)):
+    position = hand[0][:3]
+    if not all(math.isfinite(value) for value in position):
         raise ValueError("a wrist position is not finite")
-    sx, sy, sz = (
-        math.floor(x * JOINT_SCALE + 0.5),
-        math.floor(y * JOINT_SCALE + 0.5),
-        math.floor(z * JOINT_SCALE + 0.5),
-    )
-    if -HEAD_LIMIT <= sx <= HEAD_LIMIT and -HEAD_LIMIT <= sy <= HEAD_LIMIT and -HEAD_LIMIT <= sz <= HEAD_LIMIT:
-        return (sx / JOINT_SCALE, sy / JOINT_SCALE, sz / JOINT_SCALE), (sx, sy, sz)
-    return (x, y, z), None
+    steps = _head_steps(position)
+    if steps is None:
+        return position, None
+    return (steps[0] / JOINT_SCALE, steps[1] / JOINT_SCALE, steps[2] / JOINT_SCALE), steps
 
 
 def _offsets(hand: Hand, base: Sequence[float]) -> list[int]:
@@ -148,13 +150,24 @@ def joints_section(entries: Sequence[bytes]) -> bytes:
     return _COUNT.pack(len(entries)) + b"".join(entries)
 
 
+def joints_tick_encoder(tick: Tick) -> JointsTickEncoder:
+    """A tick's header and entity section encoded once; the result adds pose entries and joints entries (from
+    `joints_entry`) to make a frame with the JOINTS flag. `tick.poses` and `tick.joints` are not read."""
+    flags, tail = _tick_flags_and_tail(
+        Tick(seq=tick.seq, t=tick.t, poses=[], entities=tick.entities, removed=tick.removed, full=tick.full)
+    )
+    header = _TICK_HEADER.pack(TAG_TICK, flags | JOINTS, tick.seq & 0xFFFFFFFF, tick.t)
+    count = _COUNT.pack
+    return lambda entries, joints: b"".join((header, count(len(entries)), *entries, count(len(joints)), *joints, tail))
+
+
 # ---- decoding -------------------------------------------------------------------------------------------------------
 
 
 def _decode_hand(frame: bytes, offset: int, wide: bool) -> tuple[list[Joint], int]:
     if wide:
         x, y, z = _wide_position(frame, offset)
-        wrist_rot = unpack_quaternion(*struct.unpack_from("<HHH", frame, offset + 24))
+        wrist_rot = unpack_quaternion(*_QUAT.unpack_from(frame, offset + 24))
         offset += 30
     else:
         xl, xh, yl, yh, zl, zh, q1, q2, q3 = _WRIST.unpack_from(frame, offset)

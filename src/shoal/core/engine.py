@@ -124,8 +124,7 @@ class Engine:
     `new_token` may be replaced in tests; by default member ids are random non-zero
     32-bit integers and resume tokens are 192-bit URL-safe secrets. `auth_mode` says whether a `hello` token is
     verified (`VerifyToken` ... `token_checked`) and whether members need an account (see `shoal.core.access`).
-    `joints_rate` (Hz, default 10) is how often rooms relay hand joints: with every
-    `max(1, round(tick_rate / joints_rate))`-th tick (see `shoal.core.joints`).
+    Rooms relay hand joints with every `max(1, round(tick_rate / limits.joints_relay_rate))`-th tick.
     """
 
     def __init__(
@@ -138,13 +137,12 @@ class Engine:
         store_backed: bool = False,
         interest: Interest | None = None,
         auth_mode: AuthMode = AuthMode.OFF,
-        joints_rate: float = 10.0,
     ) -> None:
         if not 0.5 <= tick_rate <= 240:
             raise ValueError("tick_rate must be between 0.5 and 240 Hz")
-        self.joints_every = joints_every(tick_rate, joints_rate)
-        """Rooms relay hand joints with every `joints_every`-th tick."""
         self.limits = limits or Limits()
+        self.joints_every = joints_every(tick_rate, self.limits.joints_relay_rate)
+        """Rooms relay hand joints with every `joints_every`-th tick (see `shoal.core.joints`)."""
         self.tick_rate = tick_rate
         self.server_name = server_name
         self.rooms: dict[str, Room] = {}

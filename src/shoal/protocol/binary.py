@@ -8,7 +8,7 @@ positions are quantised integers (the head to 0.1 mm within +-838 m, hands to 0.
 head within +-1.6 m; anything further is sent as exact float64), rotations are smallest-three quaternions
 in 6 bytes. A full avatar (head + two hands + timestamp) is 48 bytes in a tick, member id included. Every
 other message is its JSON text behind the tag `JSON`, so the JSON schema stays the single source of truth
-for validation.
+for validation; hand joints have compact frames of their own (`shoal.protocol.joints`).
 
 Quantising rounds half up (`floor(x * scale + 0.5)`), the same arithmetic in Python and JavaScript, so
 both produce identical bytes. Re-encoding a decoded pose gives back the same bytes, except for a rotation
@@ -64,7 +64,7 @@ LEFT_WIDE = 0x10
 """The left hand position is 3 x float64, absolute (it is more than 1.6 m from the head on some axis)."""
 RIGHT_WIDE = 0x20
 RESERVED_POSE_FLAGS = 0xC0
-"""Must be zero (bit 6 is kept for hand joints)."""
+"""Must be zero (hand joints have a frame of their own: `TAG_JOINTS`)."""
 
 # ---- tick flags ------------------------------------------------------------------------------------------
 FULL = 0x01

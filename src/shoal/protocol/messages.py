@@ -311,7 +311,7 @@ class Tick(ServerMessage, tag="tick"):
     """Every pose and entity that changed in the room since the previous tick. `seq` strictly increases per room.
 
     With `full`, `poses` and `entities` are the room's complete state (sent to a member that fell behind):
-    the receiver drops entities it knows that are not listed.
+    the receiver drops entities it knows that are not listed; `joints` then holds every other member's latest.
     """
 
     seq: int

@@ -126,6 +126,11 @@ def test_encoders_refuse_hands_they_cannot_carry() -> None:
         hands.encode_joints(Joints(left=zero))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="finite"):
         hands.encode_joints(Joints(left=hand(x=math.inf)))  # type: ignore[arg-type]
+    for bad in (math.inf, math.nan):
+        fingertip = hand()
+        fingertip[24][0] = bad
+        with pytest.raises(hands.HandTooBig):
+            hands.encode_joints(Joints(left=fingertip))  # type: ignore[arg-type]
 
 
 BOTH = hands.encode_joints(joints_message(hand(), hand(x=-0.25)))

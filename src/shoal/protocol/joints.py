@@ -58,7 +58,7 @@ _COUNT = struct.Struct("<H")
 
 
 class HandTooBig(ValueError):
-    """A joint is more than 3.2767 m from its wrist on some axis (no hand is that big)."""
+    """A joint is more than 3.2767 m from its wrist on some axis (no hand is that big), or not finite."""
 
 
 # ---- encoding -------------------------------------------------------------------------------------------------------
@@ -81,10 +81,10 @@ def _offsets(hand: Hand, base: Sequence[float]) -> list[int]:
     steps = []
     for joint in hand[1:]:
         for value, origin in ((joint[0], bx), (joint[1], by), (joint[2], bz)):
-            step = math.floor((value - origin) * JOINT_SCALE + 0.5)
-            if not -JOINT_LIMIT <= step <= JOINT_LIMIT:
+            scaled = (value - origin) * JOINT_SCALE + 0.5
+            if not -JOINT_LIMIT <= scaled < JOINT_LIMIT + 1:  # floor(scaled) out of range; also NaN and infinity
                 raise HandTooBig(f"a joint is {value - origin:.4f} m from its wrist on one axis (at most +-3.2767 m)")
-            steps.append(step)
+            steps.append(math.floor(scaled))
     return steps
 
 

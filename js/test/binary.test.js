@@ -193,12 +193,16 @@ describe('hand joints (tag 0x03)', () => {
       [{ left: good.map((joint, i) => (i === 2 ? [NaN, ...joint.slice(1)] : joint)) }, RangeError, /finite/],
       [{ left: good.map((joint, i) => (i === 0 ? [0, 10001, ...joint.slice(2)] : joint)) }, RangeError, /10000 m/],
       [{ left: good.map((joint, i) => (i === 9 ? [0, 1, 0, 0, 0, 0, 0] : joint)) }, RangeError, /zero rotation/],
-      [{ left: hand([0, 1, 0], (i) => [i === 20 ? 3.3 : 0, 0, 0]) }, RangeError, /joint 20 .* 3\.2767 m/],
+      [{ left: hand([0, 1, 0], (i) => [i === 20 ? 3.3 : 0, 0, 0]) }, RangeError, /joint 20 .* 3\.2766 m/],
     ];
     for (const [joints, kind, message] of cases) {
       assert.throws(() => binaryCodec.encode({ type: 'joints', ...joints }), kind);
       assert.throws(() => encodeJoints({ type: 'joints', ...joints }), message);
     }
+    // at the edge: 3.2766 m from the wrist is accepted and encodes; 3.27665 m is refused before encoding
+    const reach = (d) => ({ type: 'joints', right: hand([0.00004, 1, 0], (i) => [0, 0, i === 24 ? -d : 0]) });
+    assert.equal(new DataView(encodeJoints(reach(3.2766)).buffer).getInt16(2 + 9 + 6 + 23 * 12 + 4, true), -32766);
+    assert.throws(() => encodeJoints(reach(3.27665)), /3\.2766 m from its wrist/);
   });
 });
 

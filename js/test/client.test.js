@@ -351,6 +351,8 @@ describe('hand joints', () => {
     assert.throws(() => client.sendJoints({ left: hand(0).slice(1) }), TypeError);
     assert.throws(() => client.sendJoints({ right: hand(0).map(() => [0, 1, 0, 0, 0, 0, 0]) }), /zero rotation/);
     assert.throws(() => client.sendJoints({ right: hand(Infinity) }), RangeError);
+    const spread = hand(0).map((joint, i) => (i === 24 ? [4, ...joint.slice(1)] : joint)); // a 4 m finger
+    assert.throws(() => client.sendJoints({ left: spread }), /from its wrist/, 'JSON clients are told too');
     const leaving = client.leave();
     socket.deliver({ type: 'left', room: 'lobby' });
     await leaving;

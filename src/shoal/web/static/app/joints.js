@@ -40,10 +40,15 @@ export class JointsSender {
       this.stopped();
       return;
     }
-    if (this.client.sendJoints(hands)) {
-      this.tracking = true;
-      this.sent = hands;
+    try {
+      if (!this.client.sendJoints(hands)) return;
+    } catch (error) {
+      // a runtime's odd joint poses (not finite, ...) skip this reading, not every frame after it
+      console.warn('hand joints not sent:', error.message);
+      return;
     }
+    this.tracking = true;
+    this.sent = hands;
   }
 
   /** No hand is tracked (any more): others hide ours. Said once, not every frame. */

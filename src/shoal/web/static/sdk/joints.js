@@ -19,11 +19,17 @@ export const HAND_JOINTS = Object.freeze(
 export const JOINT_COUNT = 25;
 /** Metres: the bound on every coordinate, as for poses. */
 const MAX_COORDINATE = 10000;
+/**
+ * Metres from its wrist, per axis, that a joint may be: the wire's +-3.2767 m less 0.1 mm, since the offsets go
+ * from the wrist as quantised; whatever passes here encodes. No hand comes near it.
+ */
+const MAX_REACH = 3.2766;
 
 /**
  * The `joints` message for `{left, right}` (a hand absent or null is not tracked; neither: "no hands any more").
  * Throws TypeError for a hand that is not 25 joints of 7 numbers, RangeError for a number that is not finite,
- * a coordinate beyond +-10 km or a zero rotation: what the server would refuse as `invalid_message`.
+ * a coordinate beyond +-10 km, a joint over 3.2766 m from its wrist on an axis or a zero rotation: what the server
+ * would refuse as `invalid_message`.
  */
 export function jointsMessage({ left = null, right = null } = {}) {
   const message = { type: 'joints' };
@@ -46,6 +52,9 @@ function checkHand(joints, side) {
       throw new RangeError(`${where} has a coordinate beyond +-${MAX_COORDINATE} m`);
     }
     if (!joint.slice(3).some((value) => value !== 0)) throw new RangeError(`${where} has a zero rotation`);
+    if (!joint.slice(0, 3).every((value, k) => Math.abs(value - joints[0][k]) <= MAX_REACH)) {
+      throw new RangeError(`${where} is further than ${MAX_REACH} m from its wrist on an axis`);
+    }
   });
   return joints;
 }

@@ -354,7 +354,7 @@ export declare class ShoalClient extends Emitter<ShoalEvents> {
    * go once); `{}` once when no hand is tracked any more. False when not in a room. Throws TypeError or
    * RangeError for joints the server would refuse.
    */
-  sendJoints(joints: HandJoints): boolean;
+  sendJoints(joints?: HandJoints): boolean;
   /** Joints sent a second at most: `welcome.limits.joints_rate`, or 10 when the server does not say. */
   readonly jointsRate: number;
   /** False when not in a room. */

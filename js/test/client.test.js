@@ -426,6 +426,21 @@ describe('hand joints', () => {
     await waitFor(() => again.sentOfType('joints').length === 1, 'the re-announced joints');
     assert.deepEqual(again.sentOfType('joints')[0], { type: 'joints', left: hand(0) });
   });
+
+  test("a rejoin drops others' joints: the snapshot has none, and hands that stopped meanwhile must not linger", async () => {
+    const { client, socket } = await joinedClient('plaza', [BOB]);
+    socket.deliver(tick(1, { joints: [{ id: 2, left: hand(1) }] }));
+    const events = [];
+    client.on('joints', ({ member, joints }) => events.push([member.id, joints]));
+    socket.drop(1012, 'server restarting');
+    await waitFor(() => ScriptedSocket.opened[1]?.sent.length === 1, 'a new hello');
+    const again = ScriptedSocket.opened[1];
+    again.deliver(welcome(11));
+    const members = [{ id: 11, name: 'Ada', color: '#3cb44b' }, BOB];
+    again.deliver({ type: 'joined', room: 'plaza', id: 11, tick_rate: 20, seq: 1, members });
+    assert.equal(client.members.get(2).joints, undefined);
+    assert.deepEqual(events, [[2, { id: 2 }]]);
+  });
 });
 
 describe('reconnecting', () => {

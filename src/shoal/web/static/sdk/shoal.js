@@ -234,7 +234,8 @@ export class ShoalClient extends Emitter {
    * that no hand is tracked any more (others hide them). At most `welcome.limits.joints_rate` (default 10) go out
    * a second: a call within that interval replaces the unsent joints, which go when the interval is over; the
    * same joints twice in a row are sent once. False when not in a room (nothing is kept). Throws TypeError or
-   * RangeError for joints the server would refuse (not 25 of 7 finite numbers, beyond +-10 km, a zero rotation).
+   * RangeError for joints the server would refuse (not 25 of 7 finite numbers, beyond +-10 km, a joint over
+   * 3.2766 m from its wrist on an axis, a zero rotation).
    */
   sendJoints(joints = {}) {
     const message = jointsMessage(joints);
@@ -684,6 +685,9 @@ ShoalClient.prototype._handlers = {
       const known = this.members.get(info.id);
       if (known) setPresence(known, info);
       else this._addMember(info, time);
+      // snapshots carry no joints, and hands that stopped while we were away would stay up forever: drop them
+      // (hands still tracked come back with their next joints)
+      if (known?.joints) this._setJoints(known, { id: known.id }, time);
     }
     const entities = message.entities ?? [];
     const listed = new Set(entities.map((entity) => entity.id));

@@ -5,6 +5,8 @@ Servers here are real `python -m shoal serve` processes, started and stopped by 
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import signal
 import socket
 import subprocess
@@ -38,6 +40,7 @@ def test_serve_help_lists_every_option_with_its_default() -> None:
         "--port",
         "--data",
         "--tick-rate",
+        "--joints-rate",
         "--name",
         "--max-members",
         "--max-message-bytes",
@@ -75,6 +78,24 @@ async def test_an_option_on_the_command_line_beats_its_variable() -> None:
             welcome = await peer.hello("Ada")
     assert welcome["tick_rate"] == 40.0
     assert welcome["limits"]["hello_timeout"] == 0.5
+
+
+async def test_shoal_joints_rate_sets_how_often_rooms_relay_hand_joints() -> None:
+    env = {"SHOAL_TICK_RATE": "10", "SHOAL_JOINTS_RATE": "2.5"}  # joints with every 4th tick: 400 ms apart
+    with running_server_process(env=env) as server:
+        async with json_peer(server.ws_url) as ada, json_peer(server.ws_url) as bob:
+            for peer, name in ((ada, "Ada"), (bob, "Bob")):
+                await peer.hello(name)
+                await peer.join("hands")
+            times = []
+            for _ in range(14):
+                await ada.send({"type": "joints"})  # "no hands tracked": relayed like any joints
+                with contextlib.suppress(TimeoutError):
+                    tick = await bob.recv(timeout=0.1)
+                    assert (tick["type"], tick["joints"]) == ("tick", [{"id": ada.id}])
+                    times.append(tick["t"])
+    assert len(times) >= 2
+    assert all(abs(later - earlier - 400.0) < 50.0 for earlier, later in itertools.pairwise(times))
 
 
 def test_a_port_in_use_gives_a_clear_error_not_a_traceback(tmp_path) -> None:

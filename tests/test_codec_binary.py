@@ -24,7 +24,7 @@ from shoal.core.actions import Send
 from shoal.protocol import binary as wire
 from shoal.protocol.binary import BINARY, BinaryFormatError
 from shoal.protocol.codec import DecodeFailure, PoseSource
-from shoal.protocol.messages import Entity, Error, Join, MemberPose, Pose, Tick, Transform
+from shoal.protocol.messages import Entity, Error, Join, Joints, MemberPose, Pose, Tick, Transform
 from support.core import CoreDriver
 from support.servers import RunningServer, StartServer
 
@@ -142,6 +142,11 @@ def test_python_produces_and_accepts_the_shared_vectors(case: dict[str, Any]) ->
         assert BINARY.encode(tick) == frame
         decoded = wire.decode_tick(frame)
         assert as_json(decoded) == case["decoded"]
+    elif case["kind"] == "joints":
+        message = msgspec.convert(case["message"], Joints)
+        assert wire.encode_client(message) == frame
+        decoded = BINARY.decode(frame)
+        assert as_json(decoded) == case["decoded"]
     else:
         assert BINARY.decode(frame) == msgspec.convert(case["message"], Join)
 
@@ -149,12 +154,18 @@ def test_python_produces_and_accepts_the_shared_vectors(case: dict[str, Any]) ->
 def test_the_hex_examples_of_the_protocol_document_are_the_shared_vectors() -> None:
     document = (Path(__file__).parents[1] / "docs" / "protocol.md").read_text()
     section = document[document.index("## Binary frames") :]
-    dumps = re.findall(r"```text\n([0-9a-f ]+)\n```", section)
+    dumps = re.findall(r"```text\n([0-9a-f \n]+?)\n```", section)
     by_name = {case["name"]: case["hex"] for case in VECTORS}
-    assert [dump.replace(" ", "") for dump in dumps] == [
+    assert ["".join(dump.split()) for dump in dumps] == [
         by_name["head and hands near the head, with t"],
         by_name["a tick with two members"],
+        by_name["joints: one hand, the example of docs/protocol.md"],
     ]
+    (joints_example,) = re.findall(r'```json\n(\{"type": "joints".*?)```', document, re.S)
+    assert (
+        json.loads(joints_example)
+        == next(case for case in VECTORS if case["name"].startswith("joints: one"))["message"]
+    )
 
 
 # ---- validation: the same error codes as JSON ----------------------------------------------------------------------

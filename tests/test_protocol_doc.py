@@ -25,7 +25,9 @@ from support.servers import StartServer
 
 PROTOCOL_MD = Path(__file__).resolve().parents[1] / "docs" / "protocol.md"
 
-OPTIONAL_FIELDS = {"left", "right", "t", "pose", "to", "ref", "data", "entities", "removed", "full", "owner", "creator"}
+OPTIONAL_FIELDS = {
+    "left", "right", "t", "pose", "to", "ref", "data", "entities", "removed", "full", "owner", "creator", "joints",
+}  # fmt: skip
 """Fields the document says may be absent (null or absent fields are omitted); every other field of an
 example must be present in the real message, and the real message may have no field the example lacks."""
 
@@ -166,6 +168,7 @@ SESSION_EXAMPLES = {
     ("server", "member_left"), ("server", "left"), ("server", "tick"), ("server", "pong"), ("server", "msg"),
     ("server", "error"),
 }  # fmt: skip
+JOINTS_EXAMPLES = {("client", "joints")}
 ENTITY_EXAMPLES = {
     ("client", "entity_create"), ("client", "entity_update"), ("client", "entity_delete"),
     ("client", "entity_claim"), ("client", "entity_release"), ("server", "claim_result"), ("server", "ack"),
@@ -200,7 +203,7 @@ async def test_a_session_start_to_finish_speaks_the_documented_messages(start_se
         assert await ada.expect("member_joined") == substitute_ids(example("server", "member_joined"), ids)
 
         await ada.send(example("client", "pose"))
-        assert_documented_shape(await bob.expect("tick"), example("server", "tick"))
+        assert_documented_shape(await bob.expect("tick"), example("server", "tick", seq=42))
 
         await ada.send(substitute_ids(example("client", "msg", topic="chat"), ids))
         assert await bob.expect("msg") == substitute_ids(example("server", "msg"), ids)
@@ -249,11 +252,32 @@ async def test_entity_examples_get_their_documented_answers(start_server: StartS
         assert (await bob.expect("tick"))["removed"] == [delete["id"]]
 
 
+async def test_the_joints_example_reaches_the_others_in_a_tick_of_the_documented_shape(
+    start_server: StartServer,
+) -> None:
+    server = await start_server()
+    async with greeted_peers(server.ws_url, "Ada", "Bob", room="lobby") as (ada, bob):
+        ids = {document_ids()["Ada"]: ada.id, document_ids()["Bob"]: bob.id}
+        sent = example("client", "joints")
+        await ada.send(sent)
+        tick = await bob.expect("tick")
+        documented = substitute_ids(example("server", "tick", seq=44), ids)
+        assert_documented_shape(tick, documented)
+        assert tick["joints"] == [{"id": ada.id, "right": sent["right"]}]  # unit quaternions: relayed as sent
+        assert tick["joints"][0]["right"][:2] == documented["joints"][0]["right"]  # the document's shortening
+        await bob.send({"type": "joints"})  # hands no longer tracked: the others hide them
+        hidden = await ada.expect("tick")
+        assert hidden["joints"] == [{"id": bob.id}] == [documented["joints"][1]]
+        await ada.send({"type": "ping", "t": 1.0})
+        await ada.expect("pong")
+        assert not [m for m in ada.received if m["type"] == "tick" and m is not hidden]  # never its own joints
+
+
 def test_every_example_in_the_document_is_exercised() -> None:
     documented = {
         (e.direction, e.message.get("type") if e.direction != "object" else None) for e in document_examples()
     }
-    assert documented == SESSION_EXAMPLES | ENTITY_EXAMPLES
+    assert documented == SESSION_EXAMPLES | JOINTS_EXAMPLES | ENTITY_EXAMPLES
 
 
 # ---- tables --------------------------------------------------------------------------------------

@@ -103,13 +103,16 @@ const cube = (v, extra = {}) => ({
   ...extra,
 });
 
-/** Connect a client and join `room` with `others` already there; returns the client and its socket. */
-async function joinedClient(room = 'lobby', others = [], entities = [], options = {}) {
+/**
+ * Connect a client and join `room` with `others` already there; returns the client and its socket. `limits` go in
+ * the welcome; the other options to the client.
+ */
+async function joinedClient(room = 'lobby', others = [], entities = [], { limits = {}, ...options } = {}) {
   const client = newClient(options);
   const connected = client.connect();
   await waitFor(() => ScriptedSocket.opened[0]?.sent.length === 1, 'hello');
   const socket = ScriptedSocket.opened.at(-1);
-  socket.deliver(welcome(1));
+  socket.deliver({ ...welcome(1), limits });
   await connected;
   const joined = client.join(room);
   socket.deliver({
@@ -287,6 +290,156 @@ describe('presence and poses', () => {
     ]);
     socket.deliver({ type: 'msg', topic: 'chat', from: 2, data: 'yo' });
     assert.equal(received[0].from, 2);
+  });
+});
+
+describe('hand joints', () => {
+  /** 25 joints along a finger-ish line from the wrist at x. */
+  const hand = (x) => Array.from({ length: 25 }, (_, i) => [x, 1 + i / 100, -0.3, 0, 0, 0, 1]);
+  const BOB = { id: 2, name: 'Bob', color: '#4363d8' };
+  const CY = { id: 3, name: 'Cy', color: '#f58231' };
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  const tick = (seq, extra) => ({ type: 'tick', seq, t: Date.now(), poses: [], ...extra });
+
+  test('sendJoints sends at most joints_rate a second: the first at once, then the latest each interval', async () => {
+    const { client, socket } = await joinedClient('lobby', [], [], { limits: { joints_rate: 20 } });
+    assert.equal(client.jointsRate, 20);
+    const started = Date.now();
+    for (let i = 0; i < 5; i += 1) assert.equal(client.sendJoints({ left: hand(i) }), true);
+    assert.deepEqual(socket.sentOfType('joints'), [{ type: 'joints', left: hand(0) }]);
+    await waitFor(() => socket.sentOfType('joints').length === 2, 'the latest joints, one interval later');
+    assert.ok(Date.now() - started >= 45, `sent after ${Date.now() - started} ms`);
+    assert.deepEqual(socket.sentOfType('joints')[1], { type: 'joints', left: hand(4) });
+    await sleep(80);
+    assert.equal(socket.sentOfType('joints').length, 2, 'nothing new: nothing sent');
+
+    // a stream of joints every few ms for 400 ms: one message per 50 ms interval at most
+    const streaming = Date.now();
+    for (let i = 0; Date.now() - streaming < 400; i += 1) {
+      client.sendJoints({ right: hand(i) });
+      await sleep(4);
+    }
+    const streamed = socket.sentOfType('joints').length - 2;
+    assert.ok(streamed >= 5 && streamed <= 1 + Math.ceil(400 / 50), `${streamed} joints messages in 400 ms`);
+  });
+
+  test('without joints_rate in the welcome the rate is 10 a second', async () => {
+    const { client, socket } = await joinedClient();
+    assert.equal(client.jointsRate, 10);
+    client.sendJoints({ left: hand(0) });
+    client.sendJoints({ left: hand(1) });
+    await sleep(60);
+    assert.equal(socket.sentOfType('joints').length, 1);
+    await waitFor(() => socket.sentOfType('joints').length === 2, 'the second joints after 100 ms');
+  });
+
+  test('{} says the hands are gone: it replaces joints still waiting, and goes once', async () => {
+    const { client, socket } = await joinedClient('lobby', [], [], { limits: { joints_rate: 50 } });
+    client.sendJoints({ left: hand(0), right: hand(1) });
+    client.sendJoints({ left: hand(2) });
+    client.sendJoints({});
+    await waitFor(() => socket.sentOfType('joints').length === 2, 'the empty joints');
+    assert.deepEqual(socket.sentOfType('joints')[1], { type: 'joints' });
+    client.sendJoints({ left: null, right: null });
+    client.sendJoints();
+    await sleep(60);
+    assert.equal(socket.sentOfType('joints').length, 2, 'no hands twice: sent once');
+  });
+
+  test('joints the server would refuse throw; outside a room nothing is sent', async () => {
+    const { client, socket } = await joinedClient();
+    assert.throws(() => client.sendJoints({ left: hand(0).slice(1) }), TypeError);
+    assert.throws(() => client.sendJoints({ right: hand(0).map(() => [0, 1, 0, 0, 0, 0, 0]) }), /zero rotation/);
+    assert.throws(() => client.sendJoints({ right: hand(Infinity) }), RangeError);
+    const spread = hand(0).map((joint, i) => (i === 24 ? [4, ...joint.slice(1)] : joint)); // a 4 m finger
+    assert.throws(() => client.sendJoints({ left: spread }), /from its wrist/, 'JSON clients are told too');
+    const leaving = client.leave();
+    socket.deliver({ type: 'left', room: 'lobby' });
+    await leaving;
+    assert.equal(client.sendJoints({ left: hand(0) }), false);
+    assert.equal(newClient().sendJoints({ left: hand(0) }), false);
+    await sleep(20);
+    assert.deepEqual(socket.sentOfType('joints'), []);
+  });
+
+  test('tick joints go to each member with a joints event; an entry without hands removes them; ours are skipped', async () => {
+    const { client, socket } = await joinedClient('lobby', [BOB]);
+    const events = [];
+    client.on('joints', ({ member, joints, time }) => events.push({ id: member.id, joints, time }));
+    socket.deliver(tick(1, { joints: [{ id: 2, left: hand(1), right: null }, { id: 1, right: hand(0) }, { id: 9 }] }));
+    assert.deepEqual(client.members.get(2).joints, { id: 2, left: hand(1) });
+    assert.equal(client.members.get(1).joints, undefined, 'our own joints are not echoed into our member');
+    assert.deepEqual(
+      events.map(({ id, joints }) => [id, Object.keys(joints)]),
+      [[2, ['id', 'left']]],
+    );
+
+    socket.deliver({ type: 'member_updated', room: 'lobby', member: { ...BOB, role: 'moderator' } });
+    assert.deepEqual(client.members.get(2).joints.left, hand(1), 'presence changes keep the joints');
+
+    socket.deliver(tick(2, { joints: [{ id: 2, left: null, right: null }] }));
+    assert.equal(client.members.get(2).joints, undefined);
+    assert.deepEqual(events.at(-1).joints, { id: 2 }, 'an entry without hands: hide them');
+    socket.deliver(tick(3, { joints: [{ id: 2, right: hand(2) }] }));
+    assert.deepEqual(Object.keys(client.members.get(2).joints), ['id', 'right']);
+    socket.deliver(tick(4, {}));
+    assert.equal(events.length, 3, 'a tick without a joints section changes nothing');
+    assert.ok(client.members.get(2).joints.right);
+  });
+
+  test("a full tick carries everyone's joints: members it does not list have none", async () => {
+    const { client, socket } = await joinedClient('lobby', [BOB, CY]);
+    socket.deliver(
+      tick(1, {
+        joints: [
+          { id: 2, left: hand(1) },
+          { id: 3, left: hand(2) },
+        ],
+      }),
+    );
+    const hidden = [];
+    client.on('joints', ({ member, joints }) => joints.left || joints.right || hidden.push(member.id));
+    socket.deliver(tick(2, { full: true, joints: [{ id: 3, left: hand(3) }] }));
+    assert.equal(client.members.get(2).joints, undefined);
+    assert.deepEqual(client.members.get(3).joints.left, hand(3));
+    socket.deliver(tick(3, { full: true }));
+    assert.deepEqual(hidden, [2, 3]);
+    assert.equal(client.members.get(3).joints, undefined);
+  });
+
+  test('after a drop the rejoined client sends its hands again (the server forgot them)', async () => {
+    const { client, socket } = await joinedClient('plaza');
+    client.sendJoints({ left: hand(0) });
+    assert.equal(socket.sentOfType('joints').length, 1);
+    socket.drop(1012, 'server restarting');
+    await waitFor(() => ScriptedSocket.opened[1]?.sent.length === 1, 'a new hello');
+    const again = ScriptedSocket.opened[1];
+    again.deliver(welcome(11));
+    again.deliver({
+      type: 'joined',
+      room: 'plaza',
+      id: 11,
+      tick_rate: 20,
+      seq: 1,
+      members: [{ id: 11, name: 'Ada', color: '#3cb44b' }],
+    });
+    await waitFor(() => again.sentOfType('joints').length === 1, 'the re-announced joints');
+    assert.deepEqual(again.sentOfType('joints')[0], { type: 'joints', left: hand(0) });
+  });
+
+  test("a rejoin drops others' joints: the snapshot has none, and hands that stopped meanwhile must not linger", async () => {
+    const { client, socket } = await joinedClient('plaza', [BOB]);
+    socket.deliver(tick(1, { joints: [{ id: 2, left: hand(1) }] }));
+    const events = [];
+    client.on('joints', ({ member, joints }) => events.push([member.id, joints]));
+    socket.drop(1012, 'server restarting');
+    await waitFor(() => ScriptedSocket.opened[1]?.sent.length === 1, 'a new hello');
+    const again = ScriptedSocket.opened[1];
+    again.deliver(welcome(11));
+    const members = [{ id: 11, name: 'Ada', color: '#3cb44b' }, BOB];
+    again.deliver({ type: 'joined', room: 'plaza', id: 11, tick_rate: 20, seq: 1, members });
+    assert.equal(client.members.get(2).joints, undefined);
+    assert.deepEqual(events, [[2, { id: 2 }]]);
   });
 });
 

@@ -5,11 +5,13 @@ import {
   ApiError,
   AuthSession,
   CloseCode,
+  HAND_JOINTS,
   InterpolationBuffer,
   ShoalClient,
   ShoalError,
   lerpPose,
   type Entity,
+  type Joint,
   type Pose,
   type Profile,
   type SavedSession,
@@ -39,6 +41,17 @@ export async function example(): Promise<void> {
     if (seen) console.log(seen.head.rot[3]);
   }
   client.send('chat', { text: 'hello' });
+
+  // hand tracking: 25 joints per tracked hand, at most `client.jointsRate` a second; `{}` once when tracking stops
+  const still: Joint = [0, 1.2, -0.3, 0, 0, 0, 1];
+  const hand: Joint[] = HAND_JOINTS.map((): Joint => [...still]);
+  const sent: boolean = client.sendJoints({ left: hand, right: null });
+  client.sendJoints({});
+  console.log(sent, client.jointsRate);
+  client.on('joints', ({ member, joints, time }) => {
+    const wrist: Joint | undefined = joints.left?.[0];
+    console.log(member.joints?.right?.length ?? 0, wrist?.[1], time);
+  });
 
   const id: string = await client.createEntity({
     kind: 'cube',

@@ -107,6 +107,13 @@ def _check_store_url(ctx: click.Context, param: click.Parameter, url: str) -> st
     type=click.IntRange(1, 1000),
     help="Ticks between two deliveries of the poses beyond --interest-radius.",
 )
+@click.option(
+    "--joints-rate",
+    envvar="SHOAL_JOINTS_RATE",
+    default=Limits().joints_relay_rate,
+    type=click.FloatRange(0.1, 240),
+    help="Hz at which rooms relay hand joints (every round(tick rate / this)-th tick).",
+)
 @click.option("--name", "server_name", envvar="SHOAL_NAME", default="shoal", help="Server name shown to clients.")
 @click.option(
     "--max-members",
@@ -174,6 +181,7 @@ def serve(
     tick_rate: float,
     interest_radius: float,
     interest_far_every: int,
+    joints_rate: float,
     server_name: str,
     max_members: int,
     max_message_bytes: int,
@@ -192,6 +200,7 @@ def serve(
         max_message_bytes=max_message_bytes,
         ping_interval=ping_interval,
         hello_timeout=hello_timeout,
+        joints_relay_rate=joints_rate,
     )
     for path in (*broadcast_prefixes, naf_path):
         if not path.startswith("/") or path.rstrip("/") == "":

@@ -6,7 +6,8 @@
         async for event in client:
             print(event)
 
-Events are the protocol's server messages as msgspec Structs (`Tick`, `MemberJoined`, `Relay`, ...).
+Events are the protocol's server messages as msgspec Structs (`Tick`, `MemberJoined`, `Relay`, ...). Hand
+joints (`send_joints`) arrive in `Tick.joints`; `client.joints` keeps the latest tracked joints of each member.
 With `binary=True` it offers the compact binary protocol (`shoal.v1.bin`) and falls back to JSON when the
 server does not pick it. Tests, bots and the benchmark use this client.
 """
@@ -24,20 +25,27 @@ import msgspec
 
 from shoal.protocol import binary as wire
 from shoal.protocol.codec import JSON
+from shoal.protocol.joints import encode_joints
 from shoal.protocol.messages import (
     Error,
     Joined,
+    Joints,
     Left,
+    MemberJoints,
+    MemberLeft,
     MemberPose,
     Pong,
     Pose,
     ServerMessage,
     ServerMessages,
+    Tick,
     Transform,
     Welcome,
 )
 
 TransformLike = Transform | tuple[Sequence[float], Sequence[float]]
+HandLike = Sequence[Sequence[float]]
+"""25 joints, each `(x, y, z, qx, qy, qz, qw)`, in the WebXR hand joint order."""
 M = TypeVar("M", bound=ServerMessage)
 
 
@@ -84,6 +92,9 @@ class ShoalClient:
         """True when the server accepted the binary protocol (`shoal.v1.bin`)."""
         self.welcome: Welcome | None = None
         self.room: str | None = None
+        self.joints: dict[int, MemberJoints] = {}
+        """The latest hand joints of each member of the room that has a tracked hand, by member id, as read so
+        far: updated by every `Tick` read, a member's dropped when it hides them or leaves, all on `left`."""
 
     @classmethod
     async def connect(
@@ -184,6 +195,19 @@ class ShoalClient:
         message = msgspec.structs.asdict(pose)  # as JSON, without the absent parts
         await self.send_raw({"type": "pose", **{key: value for key, value in message.items() if value is not None}})
 
+    async def send_joints(self, left: HandLike | None = None, right: HandLike | None = None) -> None:
+        """Send this member's tracked hand joints: 25 `(x, y, z, qx, qy, qz, qw)` per tracked hand, None for a hand
+        that is not tracked (neither: "my hands are no longer tracked"). Send them no faster than
+        `welcome.limits["joints_rate"]`; the server relays the latest at its own, lower rate. Raises
+        `msgspec.ValidationError` (a ValueError) for a hand without 25 joints of 7 finite numbers, and ValueError
+        for a zero quaternion or, on a binary connection, a joint more than 3.2767 m from its wrist."""
+        message = msgspec.convert({"type": "joints", "left": left, "right": right}, Joints)
+        if self.binary:
+            await self._ws.send_bytes(encode_joints(message))
+            return
+        hands = {"left": message.left, "right": message.right}
+        await self.send_raw({"type": "joints", **{key: value for key, value in hands.items() if value is not None}})
+
     async def send(self, topic: str, data: Any = None, to: int | None = None) -> None:
         """Send an application message to the room, or to the member `to`."""
         message: dict[str, Any] = {"type": "msg", "topic": topic, "data": data}
@@ -232,6 +256,27 @@ class ShoalClient:
             self._pending.extend(skipped)
 
     async def _read(self, timeout: float | None) -> ServerMessage:
+        message = await self._read_frame(timeout)
+        if type(message) is Tick:
+            if message.joints or message.full:
+                self._track_joints(message)
+        elif type(message) is MemberLeft:
+            self.joints.pop(message.id, None)
+        elif type(message) is Left:
+            self.joints.clear()
+        return message
+
+    def _track_joints(self, tick: Tick) -> None:
+        """Keep `joints` up to date: a full tick lists everyone's (the others had none)."""
+        if tick.full:
+            self.joints.clear()
+        for entry in tick.joints:
+            if entry.left is None and entry.right is None:
+                self.joints.pop(entry.id, None)
+            else:
+                self.joints[entry.id] = entry
+
+    async def _read_frame(self, timeout: float | None) -> ServerMessage:
         frame = await self._ws.receive(timeout=timeout)
         if frame.type is aiohttp.WSMsgType.TEXT:
             return self._decoder.decode(frame.data)
@@ -276,4 +321,4 @@ class ShoalClient:
         await self.close()
 
 
-__all__ = ["ConnectionClosed", "MemberPose", "ShoalClient", "ShoalError"]
+__all__ = ["ConnectionClosed", "MemberJoints", "MemberPose", "ShoalClient", "ShoalError"]

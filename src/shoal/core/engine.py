@@ -44,6 +44,7 @@ from shoal.core.actions import (
 )
 from shoal.core.entities import EntityRefused
 from shoal.core.interest import Interest
+from shoal.core.joints import joints_every, member_joints
 from shoal.core.limits import Limits
 from shoal.core.member import Member
 from shoal.core.pose import InvalidPose, member_pose, unit_quaternion
@@ -69,6 +70,7 @@ from shoal.protocol.messages import (
     Hello,
     Join,
     Joined,
+    Joints,
     Kick,
     Kicked,
     Leave,
@@ -123,6 +125,7 @@ class Engine:
     `new_token` may be replaced in tests; by default member ids are random non-zero
     32-bit integers and resume tokens are 192-bit URL-safe secrets. `auth_mode` says whether a `hello` token is
     verified (`VerifyToken` ... `token_checked`) and whether members need an account (see `shoal.core.access`).
+    Rooms relay hand joints with every `max(1, round(tick_rate / limits.joints_relay_rate))`-th tick.
     """
 
     def __init__(
@@ -139,6 +142,8 @@ class Engine:
         if not 0.5 <= tick_rate <= 240:
             raise ValueError("tick_rate must be between 0.5 and 240 Hz")
         self.limits = limits or Limits()
+        self.joints_every = joints_every(tick_rate, self.limits.joints_relay_rate)
+        """Rooms relay hand joints with every `joints_every`-th tick (see `shoal.core.joints`)."""
         self.tick_rate = tick_rate
         self.server_name = server_name
         self.rooms: dict[str, Room] = {}
@@ -161,7 +166,8 @@ class Engine:
             name: getattr(self.limits, name)
             for name in (
                 "max_message_bytes", "max_members_per_room", "pose_rate", "pose_burst",
-                "message_rate", "message_burst", "hello_timeout", "ping_interval",
+                "message_rate", "message_burst", "hello_timeout", "ping_interval", "joints_rate",
+                "joints_relay_rate",
             )
         }  # fmt: skip
         self._handlers: dict[type[ClientMessage], Callable[[Member, ClientMessage, float], list[Action]]] = {
@@ -211,6 +217,8 @@ class Engine:
 
         if type(message) is PackedPose or type(message) is Pose:  # the hot path: no dict dispatch
             return self._on_pose(member, message, now)
+        if type(message) is Joints:  # their own budget, like poses
+            return self._on_joints(member, message, now, frame)
         if type(message) is EntityUpdate:  # moving a held object streams updates at pose rates
             if not member.pose_budget.take(now):
                 return self._rate_limited(member, "update_rate", now)
@@ -285,6 +293,24 @@ class Engine:
             room.set_pose(member, pose)
         if self.store_backed and now - member.position_saved_at >= self.limits.position_interval:
             return [self._position(room, member, member.pose, now)]  # type: ignore[arg-type]  # just set
+        return []
+
+    def _on_joints(self, member: Member, message: Joints, now: float, frame: bytes) -> list[Action]:
+        """Keep the sender's latest hand joints for the room's next joints tick (the same rules as a pose)."""
+        self.stats.joints_in += 1
+        if not member.joints_budget.take(now):
+            return self._rate_limited(member, "joints_rate", now)
+        room = member.room
+        if room is None:
+            if not member.greeted:
+                return self._invalid(member, ErrorCode.HELLO_REQUIRED, "send hello first", message, now)
+            self.stats.joints_ignored += 1
+            return []
+        try:
+            joints, unchanged = member_joints(member.id, message)
+        except InvalidPose as exc:
+            return self._invalid(member, ErrorCode.INVALID_MESSAGE, str(exc), message, now)
+        room.set_joints(member, joints, frame if unchanged else None)
         return []
 
     def _on_hello(self, member: Member, message: Hello, now: float) -> list[Action]:
@@ -397,8 +423,9 @@ class Engine:
         member.join_request = message
         if room is None:
             room = self.rooms[name] = Room(
-                name, 1.0 / self.tick_rate, now, self.limits, loading=self.store_backed, interest=self.interest
-            )
+                name, 1.0 / self.tick_rate, now, self.limits, loading=self.store_backed, interest=self.interest,
+                joints_every=self.joints_every,
+            )  # fmt: skip
             log.info("room_opened", room=name)
             if room.loading:
                 actions.append(LoadRoom(name))
@@ -802,8 +829,8 @@ class Engine:
         member.last_rate_drop_at = now
         if now - member.abuse_since >= self.limits.abuse_close_seconds:
             return [self._close(member, CloseCode.RATE_LIMITED, "rate limit exceeded")]
-        if reason == "pose_rate" or now - member.last_rate_error_at < 1.0:
-            return []  # poses are dropped silently; other drops are reported at most once a second
+        if reason in _SILENT_DROPS or now - member.last_rate_error_at < 1.0:
+            return []  # poses and joints are dropped silently; other drops are reported at most once a second
         member.last_rate_error_at = now
         return [self._reply(member, Error(code=ErrorCode.RATE_LIMITED, message="message dropped: rate limit"))]
 
@@ -813,6 +840,10 @@ class Engine:
         for member in expired:
             del self._awaiting_hello[member.id]
         return [self._close(member, CloseCode.HELLO_TIMEOUT, "no hello received") for member in expired]
+
+
+_SILENT_DROPS = frozenset(("pose_rate", "joints_rate"))
+"""Streams whose excess is dropped without an error: the next message replaces the dropped one anyway."""
 
 
 def _tag(message: ClientMessage | PackedPose) -> str:

@@ -21,6 +21,12 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     pose_rate: float = 90.0
     """Sustained poses and entity updates per second per connection; excess ones are dropped and counted."""
     pose_burst: int = 180
+    joints_rate: float = 30.0
+    """Sustained hand-joints messages per second per connection; excess ones are dropped and counted."""
+    joints_burst: int = 60
+    joints_relay_rate: float = 10.0
+    """Hz at which rooms relay hand joints (`shoal serve --joints-rate`): the latest of each member goes out with
+    every `max(1, round(tick_rate / joints_relay_rate))`-th tick."""
     message_rate: float = 10.0
     """Sustained non-pose messages per second per connection (join, msg, ping, ...)."""
     message_burst: int = 20

@@ -37,6 +37,7 @@ class Member:
         "invalid_budget",
         "join_request",
         "joining",
+        "joints_budget",
         "last_rate_drop_at",
         "last_rate_error_at",
         "link",
@@ -88,6 +89,7 @@ class Member:
         self.needs_full_state = False
         self.link: Any = None
         self.pose_budget = TokenBucket(limits.pose_rate, limits.pose_burst, now)
+        self.joints_budget = TokenBucket(limits.joints_rate, limits.joints_burst, now)
         self.message_budget = TokenBucket(limits.message_rate, limits.message_burst, now)
         self.invalid_budget = TokenBucket(limits.invalid_burst / limits.invalid_window, limits.invalid_burst, now)
         self.abuse_since: float | None = None

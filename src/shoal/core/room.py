@@ -5,7 +5,7 @@ and the current state of each changed entity; at the tick it encodes each change
 use (a pose entry) and assembles tick frames from those bytes. Without interest management every member
 of a codec gets the same frame; with it (`Interest`), members get the entries of their neighbours every
 tick and everyone's every `far_every`-th tick, and members with the same neighbours share one frame.
-A room where nothing changed sends nothing.
+A room where nothing changed sends nothing. Hand joints ride in every few ticks (`shoal.core.joints`).
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from shoal.core.access import RoomAccess
 from shoal.core.actions import Send
 from shoal.core.entities import Entities
 from shoal.core.interest import Interest, SpatialGrid
+from shoal.core.joints import JointsTick, RoomJoints
 from shoal.core.limits import Limits
 from shoal.core.member import Member
 from shoal.protocol.binary import PackedPose
-from shoal.protocol.codec import Codec, TickEncoder
-from shoal.protocol.messages import Entity, MemberInfo, MemberPose, ServerMessage, Tick
+from shoal.protocol.codec import Codec, JointsTickEncoder, TickEncoder
+from shoal.protocol.messages import Entity, MemberInfo, MemberJoints, MemberPose, ServerMessage, Tick
 
 
 class Room:
@@ -30,6 +31,7 @@ class Room:
     `tick_interval` is in seconds. Ticks are aligned to multiples of the interval so that every room
     with the same rate ticks on the same wake-up of the transport's timer. `interest` (None: everyone
     gets every pose every tick) limits each member's poses by distance (see `shoal.core.interest`).
+    Hand joints go out with every `joints_every`-th tick.
     """
 
     __slots__ = (
@@ -40,6 +42,7 @@ class Room:
         "coalesced",
         "entities",
         "interest",
+        "joints",
         "loading",
         "members",
         "name",
@@ -57,6 +60,7 @@ class Room:
         limits: Limits,
         loading: bool = False,
         interest: Interest | None = None,
+        joints_every: int = 2,
     ) -> None:
         self.name = name
         self.tick_interval = tick_interval
@@ -76,6 +80,8 @@ class Room:
         self._changed_since_far: dict[int, Member] = {}
         """With interest management: members whose pose changed since the previous far-tier tick."""
         self._ticks = 0
+        self.joints = RoomJoints(joints_every)
+        """Each member's latest hand joints, and which changed since the previous joints tick."""
         self.next_tick_at = (math.floor(now / tick_interval) + 1) * tick_interval
 
     def __len__(self) -> int:
@@ -93,6 +99,7 @@ class Room:
         self._changed_since_far.pop(member.id, None)
         member.room = None
         member.set_pose(None)
+        self.joints.forget(member)
 
     def snapshot(self) -> list[MemberInfo]:
         """Every member with its last pose, for a late joiner."""
@@ -115,6 +122,10 @@ class Room:
             self._changed_since_far[member.id] = member
         member.set_pose(pose, packed)
 
+    def set_joints(self, member: Member, joints: MemberJoints, frame: bytes | None = None) -> None:
+        """Record `member`'s latest hand joints (the latest before a joints tick wins); `frame` as for `set_pose`."""
+        self.joints.set(member, joints, frame)
+
     def others(self, member: Member) -> list[Member]:
         return [other for other in self.members.values() if other is not member]
 
@@ -134,6 +145,8 @@ class Room:
         entity_news = bool(entities.changed or entities.removed)
         changed_entities, removed = entities.take_changes() if entity_news else ([], [])
         tick = _TickBuilder(self.seq + 1, now * 1000.0, changed_entities, removed)
+        if self.joints.latest:
+            tick.joints = self.joints.start_tick(self._ticks, self.members, self.interest)
         interest = self.interest
         if interest is None:
             self._send_to_all(tick, changed.values(), entity_news)
@@ -143,6 +156,8 @@ class Room:
         else:
             self._send_near(tick, SpatialGrid(interest.radius, changed.values()), entity_news)
         self._send_full_state(tick)
+        if tick.joints is not None and tick.joints.senders:
+            tick.send_joints_only(self.members.values())
         changed.clear()
         if tick.sends:
             self.seq += 1
@@ -196,7 +211,17 @@ class Room:
 class _TickBuilder:
     """The frames of one tick: each pose entry encoded at most once per codec, frames assembled from them."""
 
-    __slots__ = ("_encoders", "_entries", "changed_entities", "removed", "sends", "seq", "t")
+    __slots__ = (
+        "_encoders",
+        "_entries",
+        "_joints_encoders",
+        "changed_entities",
+        "joints",
+        "removed",
+        "sends",
+        "seq",
+        "t",
+    )
 
     def __init__(self, seq: int, t: float, changed_entities: list[Entity], removed: list[str]) -> None:
         self.seq = seq
@@ -206,6 +231,9 @@ class _TickBuilder:
         self.sends: list[Send] = []
         self._entries: dict[Codec, dict[int, bytes]] = {}
         self._encoders: dict[tuple[Codec, bool], TickEncoder] = {}
+        self.joints: JointsTick | None = None
+        """Set when the room has hand joints: frames then carry the joints each recipient is due."""
+        self._joints_encoders: dict[tuple[Codec, bool], JointsTickEncoder] = {}
 
     def send(
         self, codec: Codec, recipients: list[Member], senders: list[Member], full_entities: list[Entity] | None = None
@@ -225,12 +253,65 @@ class _TickBuilder:
         full = full_entities is not None
         encoder = self._encoders.get((codec, full))
         if encoder is None:
-            if full:
-                header = Tick(seq=self.seq, t=t, poses=[], entities=full_entities, full=True)  # type: ignore[arg-type]
-            else:
-                header = Tick(seq=self.seq, t=t, poses=[], entities=self.changed_entities, removed=self.removed)
-            encoder = self._encoders[(codec, full)] = codec.tick_encoder(header)
+            encoder = self._encoders[(codec, full)] = codec.tick_encoder(self._header(full_entities))
+        joints = self.joints
+        if joints is not None and (full or joints.senders):
+            self._send_with_joints(joints, codec, recipients, entries, encoder, full_entities)
+            return
         self.sends.append(Send(recipients, encoder(entries), codec.binary, droppable=True))
+
+    def _header(self, full_entities: list[Entity] | None) -> Tick:
+        """The tick without its poses: its entity changes, or with `full_entities` the room's complete state."""
+        if full_entities is not None:
+            return Tick(seq=self.seq, t=self.t, poses=[], entities=full_entities, full=True)
+        return Tick(seq=self.seq, t=self.t, poses=[], entities=self.changed_entities, removed=self.removed)
+
+    def _send_with_joints(
+        self,
+        joints: JointsTick,
+        codec: Codec,
+        recipients: Iterable[Member],
+        entries: list[bytes],
+        encoder: TickEncoder | None,
+        full_entities: list[Entity] | None = None,
+    ) -> None:
+        """Frames for `recipients` holding the pose `entries` and the joints each is due; recipients due the
+        same joints share a frame. Without `encoder`, a recipient due no joints gets nothing."""
+        full = full_entities is not None
+        groups: dict[tuple[int, ...], tuple[list[Member], list[Member]]] = {}
+        for member in recipients:
+            joints.covered.add(member.id)
+            chosen = joints.chosen(member, full)
+            key = tuple(sender.id for sender in chosen)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = ([member], chosen)
+            else:
+                group[0].append(member)
+        for members, chosen in groups.values():
+            if chosen:
+                joints_encoder = self._joints_encoders.get((codec, full))
+                if joints_encoder is None:
+                    joints_encoder = codec.joints_tick_encoder(self._header(full_entities))
+                    self._joints_encoders[(codec, full)] = joints_encoder
+                frame = joints_encoder(entries, joints.entries(codec, chosen))
+            elif encoder is not None:
+                frame = encoder(entries)
+            else:
+                continue
+            self.sends.append(Send(members, frame, codec.binary, droppable=True))
+
+    def send_joints_only(self, members: Iterable[Member]) -> None:
+        """Frames with no poses for the `members` that got no frame yet but are due some joints."""
+        joints = self.joints
+        if joints is None:
+            return
+        by_codec: dict[Codec, list[Member]] = {}
+        for member in members:
+            if member.id not in joints.covered:
+                by_codec.setdefault(member.codec, []).append(member)
+        for codec, recipients in by_codec.items():
+            self._send_with_joints(joints, codec, recipients, [], None)
 
 
 def encode_once_per_codec(message: ServerMessage, recipients: Iterable[Member]) -> list[Send]:

@@ -15,6 +15,9 @@ class Stats:
     poses_in: int = 0
     poses_ignored: int = 0
     """Poses received from a member that is in no room."""
+    joints_in: int = 0
+    joints_ignored: int = 0
+    """Hand joints received from a member that is in no room."""
     frames_out: int = 0
     bytes_out: int = 0
     ticks_sent: int = 0
@@ -22,7 +25,7 @@ class Stats:
     """Tick frames not written because the member's socket was backed up (it got full state later)."""
     invalid_messages: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
-    """Messages dropped by reason (`pose_rate`, `message_rate`)."""
+    """Messages dropped by reason (`pose_rate`, `joints_rate`, `update_rate`, `message_rate`)."""
     closes: Counter[int] = field(default_factory=Counter)
     """Connections the server closed, by close code."""
 

@@ -8,7 +8,7 @@ positions are quantised integers (the head to 0.1 mm within +-838 m, hands to 0.
 head within +-1.6 m; anything further is sent as exact float64), rotations are smallest-three quaternions
 in 6 bytes. A full avatar (head + two hands + timestamp) is 48 bytes in a tick, member id included. Every
 other message is its JSON text behind the tag `JSON`, so the JSON schema stays the single source of truth
-for validation.
+for validation; hand joints have compact frames of their own (`shoal.protocol.joints`).
 
 Quantising rounds half up (`floor(x * scale + 0.5)`), the same arithmetic in Python and JavaScript, so
 both produce identical bytes. Re-encoding a decoded pose gives back the same bytes, except for a rotation
@@ -21,15 +21,18 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Sequence
+from types import ModuleType
 
 import msgspec
 
-from shoal.protocol.codec import JSON, DecodeFailure, PoseSource, TickEncoder
+from shoal.protocol.codec import JSON, DecodeFailure, JointsTickEncoder, PoseSource, TickEncoder
 from shoal.protocol.errors import ErrorCode
 from shoal.protocol.messages import (
     MAX_COORDINATE_M,
     ClientMessage,
     Entity,
+    Joints,
+    MemberJoints,
     MemberPose,
     Pose,
     ServerMessage,
@@ -47,6 +50,8 @@ TAG_POSE = 0x01
 """Client -> server: the sender's pose."""
 TAG_TICK = 0x02
 """Server -> client: a tick."""
+TAG_JOINTS = 0x03
+"""Client -> server: the sender's hand joints (`shoal.protocol.joints`)."""
 _JSON_TAG = bytes((TAG_JSON,))
 
 # ---- pose flags (one byte before each pose body) ------------------------------------------------------
@@ -59,14 +64,16 @@ LEFT_WIDE = 0x10
 """The left hand position is 3 x float64, absolute (it is more than 1.6 m from the head on some axis)."""
 RIGHT_WIDE = 0x20
 RESERVED_POSE_FLAGS = 0xC0
-"""Must be zero (bit 6 is kept for hand joints)."""
+"""Must be zero (hand joints have a frame of their own: `TAG_JOINTS`)."""
 
 # ---- tick flags ------------------------------------------------------------------------------------------
 FULL = 0x01
 """The tick holds the room's complete state (see `tick.full` in docs/protocol.md)."""
 ENTITIES = 0x02
 """A JSON object `{"entities": [...], "removed": [...]}` follows the poses, up to the end of the frame."""
-RESERVED_TICK_FLAGS = 0xFC
+JOINTS = 0x04
+"""A joints section (u16 count, then member id + hands per entry) follows the poses, before any entity section."""
+RESERVED_TICK_FLAGS = 0xF8
 
 # ---- quantisation ---------------------------------------------------------------------------------------
 HEAD_SCALE = 10_000.0
@@ -110,6 +117,13 @@ construction)."""
 
 class BinaryFormatError(ValueError):
     """Bytes that break the binary layout (truncated, reserved bits set, an impossible quaternion, ...)."""
+
+
+def _joints() -> ModuleType:
+    """`shoal.protocol.joints`, which builds on this module's helpers (so it cannot be imported at the top)."""
+    from shoal.protocol import joints
+
+    return joints
 
 
 # ---- quaternions ------------------------------------------------------------------------------------------
@@ -369,6 +383,8 @@ def encode_client(message: ClientMessage) -> bytes:
     """Any client message as a binary frame: poses compact, everything else as tagged JSON."""
     if type(message) is Pose:
         return encode_pose(message)
+    if type(message) is Joints:
+        return _joints().encode_joints(message)
     return _JSON_TAG + JSON.encode(message)  # type: ignore[arg-type]  # msgspec encodes any Struct
 
 
@@ -400,14 +416,24 @@ def packed_entry(member_id: int, packed: PackedPose, tick_t: float) -> bytes:
 
 def tick_encoder(tick: Tick) -> TickEncoder:
     """The tick's header and entity section encoded once; the result adds pose entries to make a frame."""
+    flags, tail = _tick_flags_and_tail(tick)
+    header = _TICK_HEADER.pack(TAG_TICK, flags, tick.seq & 0xFFFFFFFF, tick.t)
+    count = _COUNT.pack
+    return lambda entries: b"".join((header, count(len(entries)), *entries, tail))
+
+
+def _tick_flags_and_tail(tick: Tick) -> tuple[int, bytes]:
+    """The tick flags and the frame's bytes after the pose entries: `tick.joints`, then the entity section."""
     flags = FULL if tick.full else 0
     tail = b""
     if tick.entities or tick.removed:
         flags |= ENTITIES
         tail = _SECTION_ENCODER.encode(_EntitySection(tick.entities, tick.removed))
-    header = _TICK_HEADER.pack(TAG_TICK, flags, tick.seq & 0xFFFFFFFF, tick.t)
-    count = _COUNT.pack
-    return lambda entries: b"".join((header, count(len(entries)), *entries, tail))
+    if tick.joints:
+        flags |= JOINTS
+        joints = _joints()
+        tail = joints.joints_section([joints.joints_entry(entry) for entry in tick.joints]) + tail
+    return flags, tail
 
 
 def tick_frame(tick: Tick, entries: Sequence[bytes]) -> bytes:
@@ -448,6 +474,9 @@ def decode_tick(frame: bytes) -> Tick:
                 offset += _AGE.size
             head, left, right, offset = decode_body(frame, offset, pose_flags)
             poses.append(MemberPose(id=member_id, head=head, left=left, right=right, t=pose_t))
+        joints: list[MemberJoints] = []
+        if flags & JOINTS:
+            joints, offset = _joints().decode_joints_section(frame, offset)
     except (struct.error, IndexError):
         raise BinaryFormatError("the tick frame is truncated") from None
     section = _EntitySection()
@@ -455,7 +484,10 @@ def decode_tick(frame: bytes) -> Tick:
         section = _SECTION_DECODER.decode(memoryview(frame)[offset:])
     elif offset != len(frame):
         raise BinaryFormatError(f"the tick frame has {len(frame) - offset} bytes too many")
-    return Tick(seq=seq, t=t, poses=poses, entities=section.entities, removed=section.removed, full=bool(flags & FULL))
+    return Tick(
+        seq=seq, t=t, poses=poses, entities=section.entities, removed=section.removed, full=bool(flags & FULL),
+        joints=joints,
+    )  # fmt: skip
 
 
 def decode_server(frame: bytes) -> ServerMessage:
@@ -497,6 +529,11 @@ class BinaryCodec:
                 return pack_pose(frame)
             except BinaryFormatError as exc:
                 raise DecodeFailure(ErrorCode.INVALID_MESSAGE, str(exc)) from None
+        if tag == TAG_JOINTS:
+            try:
+                return _joints().decode_joints(frame)
+            except BinaryFormatError as exc:
+                raise DecodeFailure(ErrorCode.INVALID_MESSAGE, str(exc)) from None
         if tag == TAG_JSON:
             return JSON.decode(memoryview(frame)[1:])  # type: ignore[arg-type]  # msgspec reads any buffer
         raise DecodeFailure(ErrorCode.UNKNOWN_TYPE, f"unknown frame tag {tag:#04x}")
@@ -516,6 +553,14 @@ class BinaryCodec:
     @staticmethod
     def tick_encoder(tick: Tick) -> TickEncoder:
         return tick_encoder(tick)
+
+    @staticmethod
+    def joints_entry(joints: MemberJoints, frame: bytes | None = None) -> bytes:
+        return _joints().joints_entry(joints, frame)
+
+    @staticmethod
+    def joints_tick_encoder(tick: Tick) -> JointsTickEncoder:
+        return _joints().joints_tick_encoder(tick)
 
 
 BINARY = BinaryCodec()

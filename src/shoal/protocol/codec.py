@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 import msgspec
 
 from shoal.protocol.errors import ErrorCode
-from shoal.protocol.messages import ClientMessage, ClientMessages, MemberPose, ServerMessage, Tick
+from shoal.protocol.messages import ClientMessage, ClientMessages, MemberJoints, MemberPose, ServerMessage, Tick
 
 if TYPE_CHECKING:
     from shoal.protocol.binary import PackedPose
@@ -78,9 +78,23 @@ class Codec(Protocol):
         `pose_entry`, same `tick.t`) into a complete tick frame. `tick.poses` is not read."""
         ...
 
+    def joints_entry(self, joints: MemberJoints, frame: bytes | None = None) -> bytes:
+        """One member's hand joints as they appear in a tick's joints section.
+
+        `frame` is the client frame they arrived in, when their sender speaks this codec and the server did
+        not change them: a codec may copy bytes from it (binary relays the sender's bytes unchanged)."""
+        ...
+
+    def joints_tick_encoder(self, tick: Tick) -> JointsTickEncoder:
+        """Like `tick_encoder`, for frames that also carry hand joints: the result takes the pose entries and
+        the joints entries (from `joints_entry`, at least one). `tick.poses` and `tick.joints` are not read."""
+        ...
+
 
 TickEncoder = Callable[[Sequence[bytes]], bytes]
 """Pose entries -> one tick frame (see `Codec.tick_encoder`)."""
+JointsTickEncoder = Callable[[Sequence[bytes], Sequence[bytes]], bytes]
+"""Pose entries and joints entries -> one tick frame (see `Codec.joints_tick_encoder`)."""
 
 
 class JsonCodec:
@@ -120,18 +134,33 @@ class JsonCodec:
         return self._encoder.encode(sender.pose)
 
     def tick_encoder(self, tick: Tick) -> TickEncoder:
-        # `poses` is the first list field of a tick, after two numbers: its empty form occurs once.
-        head, _, tail = self._encoder.encode(_without_poses(tick)).partition(b'"poses":[]')
-        head += b'"poses":['
-        tail = b"]" + tail
+        head, tail = self._around_poses(tick)
         join = b",".join
         return lambda entries: b"".join((head, join(entries), tail))
+
+    def joints_entry(self, joints: MemberJoints, frame: bytes | None = None) -> bytes:
+        return self._encoder.encode(joints)
+
+    def joints_tick_encoder(self, tick: Tick) -> JointsTickEncoder:
+        head, tail = self._around_poses(tick)
+        tail = tail[:-1] + b',"joints":['  # a tick's JSON object ends with its `}`: the joints go last
+        join = b",".join
+        return lambda entries, joints: b"".join((head, join(entries), tail, join(joints), b"]}"))
+
+    def _around_poses(self, tick: Tick) -> tuple[bytes, bytes]:
+        """The tick's JSON text before and after the pose entries."""
+        # `poses` is the first list field of a tick, after two numbers: its empty form occurs once.
+        head, _, tail = self._encoder.encode(_without_poses(tick)).partition(b'"poses":[]')
+        return head + b'"poses":[', b"]" + tail
 
 
 def _without_poses(tick: Tick) -> Tick:
     if not tick.poses:
         return tick
-    return Tick(seq=tick.seq, t=tick.t, poses=[], entities=tick.entities, removed=tick.removed, full=tick.full)
+    return Tick(
+        seq=tick.seq, t=tick.t, poses=[], entities=tick.entities, removed=tick.removed, full=tick.full,
+        joints=tick.joints,
+    )  # fmt: skip
 
 
 JSON = JsonCodec()

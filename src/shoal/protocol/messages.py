@@ -29,6 +29,11 @@ Color = Annotated[str, Meta(pattern=r"^#[0-9a-fA-F]{6}$")]
 
 Vec3 = tuple[Coordinate, Coordinate, Coordinate]
 Quat = tuple[QuaternionPart, QuaternionPart, QuaternionPart, QuaternionPart]
+Joint = tuple[Coordinate, Coordinate, Coordinate, QuaternionPart, QuaternionPart, QuaternionPart, QuaternionPart]
+"""One hand joint: position `x, y, z` in metres and rotation quaternion `qx, qy, qz, qw`."""
+JOINTS_PER_HAND = 25
+"""WebXR `XRHand`: the wrist, then 4 thumb and 5 x 4 finger joints, in the order of the Hand Input spec."""
+HandJoints = Annotated[list[Joint], Meta(min_length=JOINTS_PER_HAND, max_length=JOINTS_PER_HAND)]
 ScalePart = Annotated[float, Meta(ge=1e-4, le=1e4)]
 Scale = tuple[ScalePart, ScalePart, ScalePart]
 EntityId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -88,6 +93,14 @@ class Pose(ClientMessage, tag="pose"):
     left: Transform | None = None
     right: Transform | None = None
     t: Timestamp | None = None
+
+
+class Joints(ClientMessage, tag="joints"):
+    """The sender's tracked hand joints (25 per hand), at their own, lower rate than poses. A hand that is absent or
+    null is not tracked; neither hand means "my hands are no longer tracked"."""
+
+    left: HandJoints | None = None
+    right: HandJoints | None = None
 
 
 class Ping(ClientMessage, tag="ping"):
@@ -181,6 +194,7 @@ ClientMessages = (
     | Join
     | Leave
     | Pose
+    | Joints
     | Ping
     | AppMessage
     | EntityCreate
@@ -210,6 +224,15 @@ class MemberPose(Struct, omit_defaults=True):
     left: Transform | None = None
     right: Transform | None = None
     t: float | None = None
+
+
+class MemberJoints(Struct, omit_defaults=True):
+    """One member's latest hand joints as they appear in `tick.joints`: 25 `[x, y, z, qx, qy, qz, qw]` per
+    tracked hand; an untracked hand is omitted (an entry with neither hand: hide that member's joints)."""
+
+    id: int
+    left: list[tuple[float, float, float, float, float, float, float]] | None = None
+    right: list[tuple[float, float, float, float, float, float, float]] | None = None
 
 
 class Entity(Struct, omit_defaults=True):
@@ -288,7 +311,7 @@ class Tick(ServerMessage, tag="tick"):
     """Every pose and entity that changed in the room since the previous tick. `seq` strictly increases per room.
 
     With `full`, `poses` and `entities` are the room's complete state (sent to a member that fell behind):
-    the receiver drops entities it knows that are not listed.
+    the receiver drops entities it knows that are not listed; `joints` then holds every other member's latest.
     """
 
     seq: int
@@ -297,6 +320,8 @@ class Tick(ServerMessage, tag="tick"):
     entities: list[Entity] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     full: bool = False
+    joints: list[MemberJoints] = field(default_factory=list)
+    """Hand joints that changed since the previous joints tick (every few ticks; see `limits.joints_rate`)."""
 
 
 class ClaimResult(ServerMessage, tag="claim_result"):

@@ -1,8 +1,9 @@
 // Remote avatars: a head whose visor shows where it faces, a name tag with the member's profile picture above
-// it, a body that turns with the head, and two hands, all in the member's colour. Poses come from the SDK,
-// interpolated ~100 ms behind.
+// it, a body that turns with the head, and two hands (or, while hand tracking, the hands' joints), all in the
+// member's colour. Poses come from the SDK, interpolated ~100 ms behind; joints as they arrive.
 import * as THREE from 'three';
 
+import { JointSpheres } from './joints.js';
 import { contactShadow } from './scene.js';
 
 const HEAD_RADIUS = 0.13;
@@ -39,6 +40,8 @@ export class AvatarView {
 
     this.hands = { left: hand(skin, 'left'), right: hand(skin, 'right') };
     this.root.add(this.hands.left, this.hands.right);
+    this.joints = new JointSpheres(skin);
+    this.root.add(this.joints.mesh);
 
     this.tag = nameTag(member.name, member.color);
     this.tagAspect = this.tag.scale.x / this.tag.scale.y;
@@ -75,7 +78,7 @@ export class AvatarView {
     for (const side of ['left', 'right']) {
       const transform = pose[side];
       const mesh = this.hands[side];
-      mesh.visible = Boolean(transform);
+      mesh.visible = this.showsHand(side);
       if (transform) {
         mesh.position.fromArray(transform.pos);
         mesh.quaternion.fromArray(transform.rot);
@@ -84,6 +87,17 @@ export class AvatarView {
     this.root.visible = true;
     this.scaleTag(viewer);
     return true;
+  }
+
+  /** Show the member's hand joints (`{left?, right?}`; neither hides them). A hand with joints shows no mitten. */
+  showJoints(joints) {
+    this.joints.show(joints);
+    for (const side of ['left', 'right']) this.hands[side].visible = this.showsHand(side);
+  }
+
+  /** The mitten of `side` shows while the pose has that hand and its joints are not drawn instead. */
+  showsHand(side) {
+    return Boolean(this.drawn?.[side]) && !this.joints.hands[side];
   }
 
   /** Keep the name tag readable from afar: past a few metres it grows with distance. True if it changed. */
@@ -142,6 +156,7 @@ export class AvatarView {
       if (node.material?.map) node.material.map.dispose();
     });
     for (const material of [...this.materials, this.tag.material]) material.dispose();
+    this.joints.dispose();
     this.picture?.traverse((node) => node.material?.dispose());
   }
 }
@@ -269,6 +284,12 @@ export class Avatars {
     this.views = new Map();
     client.on('member_joined', ({ member }) => this.add(member));
     client.on('member_left', ({ member }) => this.remove(member.id));
+    client.on('joints', ({ member, joints }) => {
+      const view = this.views.get(member.id);
+      if (!view) return;
+      view.showJoints(joints);
+      this.invalidate();
+    });
   }
 
   add(member) {

@@ -35,14 +35,19 @@ export function exposeDebugHook({ room, client: latestClient, account, camera, r
         refreshes: account.refreshes,
       };
     },
-    /** This user's avatar as sent to the room: head and hand positions (null for an untracked hand). */
+    /**
+     * This user's avatar as sent to the room: head and hand positions (null for an untracked hand), and `joints`:
+     * the wrists of the hand joints sent last (null for a hand without joints, both null once tracking stopped).
+     */
     self: () => {
       const sent = room()?.pose;
       const position = (part) => (sent?.[part] ? sent[part].pos.map(round) : null);
+      const joints = room()?.joints.sent;
       return {
         head: vector(camera.getWorldPosition(new THREE.Vector3())),
         left: position('left'),
         right: position('right'),
+        joints: { left: wrist(joints?.left), right: wrist(joints?.right) },
       };
     },
     /**
@@ -62,6 +67,19 @@ export function exposeDebugHook({ room, client: latestClient, account, camera, r
         image: view.image,
         imageLoaded: view.imageState === 'loaded',
         imageState: view.imageState,
+      })),
+    /**
+     * Every remote member's hand joints as drawn: whether the spheres show (`visible`: the avatar shows and a hand
+     * is tracked), how many (`count`: 25 per tracked hand) and each hand's wrist position (null when untracked).
+     */
+    joints: () =>
+      avatarViews().map((view) => ({
+        id: view.id,
+        name: view.name,
+        visible: view.root.visible && view.joints.mesh.visible,
+        count: view.joints.mesh.count,
+        left: wrist(view.joints.hands.left),
+        right: wrist(view.joints.hands.right),
       })),
     /** Every shared object as drawn: colour (`#rrggbb`), position and owner (null when unowned). */
     entities: () =>
@@ -90,6 +108,11 @@ export function exposeDebugHook({ room, client: latestClient, account, camera, r
     frames: () => frames(),
   };
   Object.defineProperty(window, 'shoalDebug', { value: Object.freeze(hook), configurable: false, writable: false });
+}
+
+/** The wrist's position of a hand's joints, rounded, or null without a hand. */
+function wrist(joints) {
+  return joints ? joints[0].slice(0, 3).map(round) : null;
 }
 
 function closeSummary({ code, reason, error }) {

@@ -9,6 +9,7 @@ import { Avatars } from './avatars.js';
 import { exposeDebugHook } from './debug.js';
 import { DesktopControls } from './desktop.js';
 import { Hud } from './hud.js';
+import { JointsSender } from './joints.js';
 import { Lobby } from './lobby.js';
 import { SharedObjects } from './objects.js';
 import { ProfilePanel } from './profile.js';
@@ -22,7 +23,7 @@ const account = new Account();
 const profile = new ProfilePanel(account);
 const lobby = new Lobby(account, { openProfile: () => profile.open() });
 let frames = 0;
-let room = null; // {client, avatars, objects, desktop, xr} once joined
+let room = null; // {client, avatars, objects, desktop, xr, joints} once joined
 let latestClient = null; // the client of the last attempt to join, joined or not
 
 document.getElementById('hud-logout').addEventListener('click', logOut);
@@ -94,7 +95,7 @@ async function enter({ room: name, name: displayName, color }) {
     buttons: document.getElementById('xr-buttons'),
   });
   window.addEventListener('pagehide', () => client.close(1000, 'page closed'));
-  return { client, avatars, objects, desktop, xr };
+  return { client, avatars, objects, desktop, xr, joints: new JointsSender(client, xr) };
 }
 
 /** One frame of the room; true if anything on screen moved. */
@@ -105,6 +106,7 @@ function update(room, dt) {
   xr.update(dt);
   room.pose = localPose(desktop, xr);
   client.setPose(room.pose);
+  room.joints.update(performance.now());
   const objectsMoved = objects.update(dt);
   const avatarsMoved = avatars.update(world.camera.getWorldPosition(_viewer));
   return walked || objectsMoved || avatarsMoved;

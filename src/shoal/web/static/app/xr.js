@@ -1,11 +1,13 @@
 // VR and AR: Enter VR / Enter AR buttons (shown only where supported), the controllers as hands, trigger to
 // recolour a cube or grab, squeeze to grab, left thumbstick to walk, right thumbstick to turn in steps.
-// Controllers are simple shapes: no controller models are fetched from a CDN.
+// Controllers are simple shapes: no controller models are fetched from a CDN. Hand tracking is asked for (as an
+// optional feature): tracked hands' joints are read here for the room (see joints.js).
 import * as THREE from 'three';
 import { ARButton } from 'three/addons/webxr/ARButton.js';
 import { VRButton } from 'three/addons/webxr/VRButton.js';
 
 import { handMesh } from './avatars.js';
+import { readHand } from './joints.js';
 
 const MOVE_SPEED = 1.6; // m/s at full stick
 const SNAP_TURN = Math.PI / 6;
@@ -43,11 +45,12 @@ export class XRControls {
     const [vr, ar] = await Promise.all(
       ['immersive-vr', 'immersive-ar'].map((mode) => navigator.xr.isSessionSupported(mode).catch(() => false)),
     );
-    if (vr) container.appendChild(withId(VRButton.createButton(this.renderer), 'enter-vr'));
-    if (ar)
-      container.appendChild(
-        withId(ARButton.createButton(this.renderer, { optionalFeatures: ['local-floor'] }), 'enter-ar'),
-      );
+    const optionalFeatures = ['hand-tracking']; // VRButton adds 'local-floor' itself; ARButton needs it asked
+    if (vr) container.appendChild(withId(VRButton.createButton(this.renderer, { optionalFeatures }), 'enter-vr'));
+    if (ar) {
+      const init = { optionalFeatures: ['local-floor', ...optionalFeatures] };
+      container.appendChild(withId(ARButton.createButton(this.renderer, init), 'enter-ar'));
+    }
   }
 
   /** Controller `index`: its grip carries the hand, its target ray the laser; both live in the rig. */
@@ -125,6 +128,26 @@ export class XRControls {
       pose[hand.handedness] = { pos: position.toArray(), rot: rotation.toArray() };
     }
     return pose;
+  }
+
+  /**
+   * The joints of every tracked hand in this XR frame, world coordinates: `{left?, right?}`, each 25
+   * `[x, y, z, qx, qy, qz, qw]`; a hand whose joints are not all tracked is left out.
+   */
+  handJoints() {
+    const frame = this.renderer.xr.getFrame();
+    const space = this.renderer.xr.getReferenceSpace();
+    const session = this.renderer.xr.getSession();
+    const joints = {};
+    if (!frame || !space || !session) return joints;
+    // joint poses are in the reference space, which the rig carries through the world (locomotion)
+    this.rig.updateWorldMatrix(true, false);
+    for (const source of session.inputSources) {
+      if (!source.hand || (source.handedness !== 'left' && source.handedness !== 'right')) continue;
+      const hand = readHand(frame, source.hand, space, this.rig.matrixWorld);
+      if (hand) joints[source.handedness] = hand;
+    }
+    return joints;
   }
 
   /** Once per XR frame: thumbstick locomotion. Left stick walks where you look; right stick turns in steps. */

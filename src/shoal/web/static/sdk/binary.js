@@ -5,17 +5,22 @@
  *
  * Poses go out compact: the head's position in 0.1 mm steps (+-838 m), the hands' in 0.05 mm steps relative to
  * the head (+-1.6 m; farther ones, and heads beyond the range, go as exact float64), rotations as smallest-three
- * quaternions in 6 bytes. Ticks come in compact. Every other message travels as JSON text behind a one-byte tag.
+ * quaternions in 6 bytes. Hand joints too: each hand's wrist like the head, its other 24 joints in 0.1 mm steps
+ * relative to the wrist (+-3.2767 m). Ticks come in compact. Every other message travels as JSON text behind a
+ * one-byte tag.
  *
  *   import { binaryCodec } from '/sdk/binary.js';
  *   const client = new ShoalClient({ codec: binaryCodec });   // falls back to JSON if the server declines
  */
+
+import { HAND_JOINTS, JOINT_COUNT, jointsMessage } from './joints.js';
 
 export const SUBPROTOCOL = 'shoal.v1.bin';
 
 export const TAG_JSON = 0x00;
 export const TAG_POSE = 0x01;
 export const TAG_TICK = 0x02;
+export const TAG_JOINTS = 0x03;
 
 const LEFT = 0x01;
 const RIGHT = 0x02;
@@ -26,6 +31,17 @@ const RIGHT_WIDE = 0x20;
 const RESERVED_POSE_FLAGS = 0xc0;
 const FULL = 0x01;
 const ENTITIES = 0x02;
+const JOINTS = 0x04;
+// hand flags of a joints body
+const HAND_LEFT = 0x01;
+const HAND_RIGHT = 0x02;
+const HAND_LEFT_WIDE = 0x04;
+const HAND_RIGHT_WIDE = 0x08;
+const RESERVED_HAND_FLAGS = 0xf0;
+const HANDS = [
+  ['left', HAND_LEFT, HAND_LEFT_WIDE],
+  ['right', HAND_RIGHT, HAND_RIGHT_WIDE],
+];
 
 const HEAD_SCALE = 10000; // 0.1 mm
 const HEAD_LIMIT = 2 ** 23 - 1;
@@ -35,6 +51,8 @@ const QUAT_STEPS = 16383;
 const QUAT_SCALE = QUAT_STEPS * Math.SQRT2;
 const QUAT_NORM_LIMIT = 2 * QUAT_STEPS * QUAT_STEPS;
 const AGE_SCALE = 100; // 10 microseconds
+const JOINT_SCALE = 10000; // 0.1 mm, relative to the decoded wrist
+const JOINT_LIMIT = 2 ** 15 - 1;
 const MAX_COORDINATE = 10000;
 
 const utf8Encoder = new TextEncoder();
@@ -253,6 +271,66 @@ function readBody(reader, flags) {
   return pose;
 }
 
+/**
+ * One hand's 25 joints into `writer`: the wrist absolute (0.1 mm steps, or float64 metres beyond +-838 m), every
+ * other joint in 0.1 mm steps relative to the wrist as decoded. Returns true if the wrist went wide.
+ */
+function writeHand(writer, joints, side) {
+  const [wrist] = joints;
+  const wristSteps = steps(wrist.slice(0, 3), [0, 0, 0], HEAD_SCALE, HEAD_LIMIT);
+  let base = wrist.slice(0, 3);
+  if (wristSteps === null) {
+    base.forEach((value) => writer.f64(value));
+  } else {
+    wristSteps.forEach((n) => writer.i24(n));
+    base = wristSteps.map((n) => n / HEAD_SCALE);
+  }
+  packQuaternion(wrist.slice(3)).forEach((word) => writer.u16(word));
+  for (let i = 1; i < JOINT_COUNT; i += 1) {
+    const relative = steps(joints[i].slice(0, 3), base, JOINT_SCALE, JOINT_LIMIT);
+    if (relative === null) {
+      throw new RangeError(`${side} joint ${i} (${HAND_JOINTS[i]}) is further than 3.2767 m from its wrist`);
+    }
+    relative.forEach((n) => writer.i16(n));
+    packQuaternion(joints[i].slice(3)).forEach((word) => writer.u16(word));
+  }
+  return wristSteps === null;
+}
+
+/** A joints body (the hand flags byte, then the hands) into `writer`, from a checked `joints` message. */
+function writeJoints(writer, message) {
+  const at = writer.length;
+  writer.u8(0); // the hand flags, filled in below
+  let flags = 0;
+  for (const [side, present, wide] of HANDS) {
+    if (!message[side]) continue;
+    flags |= present | (writeHand(writer, message[side], side) ? wide : 0);
+  }
+  writer.bytes[at] = flags;
+}
+
+function readHand(reader, wide) {
+  const base = wide ? readWide(reader) : [reader.i24(), reader.i24(), reader.i24()].map((n) => n / HEAD_SCALE);
+  const joints = [[...base, ...readQuaternion(reader)]];
+  for (let i = 1; i < JOINT_COUNT; i += 1) {
+    const pos = [reader.i16(), reader.i16(), reader.i16()].map((n, k) => base[k] + n / JOINT_SCALE);
+    joints.push([...pos, ...readQuaternion(reader)]);
+  }
+  return joints;
+}
+
+/** A joints body from `reader` as `{left?, right?}` (absent hands are not set). */
+function readJoints(reader) {
+  const flags = reader.u8();
+  if (flags & RESERVED_HAND_FLAGS) throw new RangeError(`reserved hand flags set: ${flags}`);
+  const hands = {};
+  for (const [side, present, wide] of HANDS) {
+    if (flags & present) hands[side] = readHand(reader, flags & wide);
+    else if (flags & wide) throw new RangeError('a wide flag is set for an absent hand');
+  }
+  return hands;
+}
+
 /** A `pose` message `{type: 'pose', head, left?, right?, t?}` as a binary frame (a Uint8Array). */
 export function encodePose(message) {
   const writer = new Writer(64);
@@ -276,6 +354,26 @@ export function decodePose(bytes) {
   return message;
 }
 
+/**
+ * A `joints` message `{type: 'joints', left?, right?}` as a binary frame: 2 bytes without hands, 608 with both
+ * (near the origin). Throws as `jointsMessage` does, and RangeError for a joint over 3.2767 m from its wrist.
+ */
+export function encodeJoints(message) {
+  const writer = new Writer(2 + 2 * 303);
+  writer.u8(TAG_JOINTS);
+  writeJoints(writer, jointsMessage(message));
+  return writer.result();
+}
+
+/** A binary joints frame as a `joints` message (what the server decodes; the SDK uses it in its tests). */
+export function decodeJoints(bytes) {
+  const reader = new Reader(bytes);
+  if (reader.u8() !== TAG_JOINTS) throw new RangeError('not a joints frame');
+  const message = { type: 'joints', ...readJoints(reader) };
+  if (reader.remaining) throw new RangeError(`the joints frame has ${reader.remaining} bytes too many`);
+  return message;
+}
+
 /** A binary tick frame as a `tick` message, shaped exactly like a JSON one (absent fields are not set). */
 export function decodeTick(bytes) {
   const reader = new Reader(bytes);
@@ -290,6 +388,11 @@ export function decodeTick(bytes) {
     const pose = { id, ...readBody(reader, poseFlags) };
     if (age !== null) pose.t = message.t - age / AGE_SCALE;
     message.poses.push(pose);
+  }
+  if (flags & JOINTS) {
+    message.joints = [];
+    const entries = reader.u16();
+    for (let i = 0; i < entries; i += 1) message.joints.push({ id: reader.u32(), ...readJoints(reader) });
   }
   if (flags & ENTITIES) {
     const section = JSON.parse(utf8Decoder.decode(bytes.subarray(reader.offset)));
@@ -313,9 +416,10 @@ export const binaryCodec = Object.freeze({
   subprotocol: SUBPROTOCOL,
   binary: true,
 
-  /** Poses compact; any other message as the JSON tag and its JSON text. @returns {Uint8Array} */
+  /** Poses and joints compact; any other message as the JSON tag and its JSON text. @returns {Uint8Array} */
   encode(message) {
     if (message.type === 'pose') return encodePose(message);
+    if (message.type === 'joints') return encodeJoints(message);
     const json = utf8Encoder.encode(JSON.stringify(message));
     const frame = new Uint8Array(json.length + 1);
     frame[0] = TAG_JSON;

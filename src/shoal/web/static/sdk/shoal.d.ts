@@ -27,6 +27,25 @@ export interface MemberPose extends Pose {
   t?: number;
 }
 
+/** One hand joint: position `[x, y, z]` in metres (room space) and rotation quaternion `[qx, qy, qz, qw]`. */
+export type Joint = [number, number, number, number, number, number, number];
+
+/**
+ * Hand joints to send: for each tracked hand its 25 joints in `HAND_JOINTS` order; a hand absent or null is
+ * not tracked (neither: no hand is tracked any more).
+ */
+export interface HandJoints {
+  left?: Joint[] | null;
+  right?: Joint[] | null;
+}
+
+/** A member's hand joints as the server relays them; untracked hands are absent (neither: hide them). */
+export interface MemberJoints {
+  id: number;
+  left?: Joint[];
+  right?: Joint[];
+}
+
 /** Who a member is, as the server says (fields that do not apply are absent). */
 export interface Presence {
   id: number;
@@ -46,6 +65,8 @@ export interface Presence {
 export interface Member extends Presence {
   /** The latest pose received (not interpolated); absent until the member sends one. */
   pose?: MemberPose;
+  /** The latest hand joints received, while at least one of the member's hands is tracked. */
+  joints?: MemberJoints;
 }
 
 export type Props = { [key: string]: unknown };
@@ -129,6 +150,8 @@ export interface Tick {
   /** Server time of the tick. */
   t: number;
   poses: MemberPose[];
+  /** Members whose hand joints changed (in every few ticks, at the server's joints rate); without hands: hide. */
+  joints?: MemberJoints[];
   entities?: Entity[];
   removed?: string[];
   /** The complete room state (after this client fell behind): entities not listed are gone. */
@@ -186,6 +209,8 @@ export interface ShoalEvents {
   /** A member's role, mute or name changed (`member` is updated in place; `previous` is a copy from before). */
   member_updated: { member: Member; previous: Member };
   pose: { member: Member; pose: MemberPose; time: number };
+  /** A member's hand joints changed; `joints` without `left` and `right`: its hands are no longer tracked. */
+  joints: { member: Member; joints: MemberJoints; time: number };
   tick: Tick;
   message: AppMessage;
   entity_added: { entity: Entity };
@@ -324,6 +349,14 @@ export declare class ShoalClient extends Emitter<ShoalEvents> {
   setPose(pose: Pose): void;
   /** Member `id`'s pose interpolated `interpolationDelay` behind server time `at`. */
   remotePose(id: number, at?: number): Pose | null;
+  /**
+   * Send this member's hand joints, at most `jointsRate` a second (the latest wins; the same joints twice in a row
+   * go once); `{}` once when no hand is tracked any more. False when not in a room. Throws TypeError or
+   * RangeError for joints the server would refuse.
+   */
+  sendJoints(joints?: HandJoints): boolean;
+  /** Joints sent a second at most: `welcome.limits.joints_rate`, or 10 when the server does not say. */
+  readonly jointsRate: number;
   /** False when not in a room. */
   send(topic: string, data?: unknown, to?: number): boolean;
 
@@ -339,6 +372,9 @@ export declare class ShoalClient extends Emitter<ShoalEvents> {
   /** Where to draw entity `id` at server time `at`: interpolated while others move it. */
   entityTransform(id: string, at?: number): EntityTransform | null;
 }
+
+/** The 25 joint names of a WebXR `XRHand` (`wrist`, `thumb-metacarpal`, ..., `pinky-finger-tip`), in wire order. */
+export declare const HAND_JOINTS: readonly string[];
 
 /** `ws(s)://<host>/ws` of the page's own server. */
 export declare function defaultUrl(location?: { protocol: string; host: string }): string;

@@ -8,6 +8,8 @@
  *   await client.join('lobby');
  *   client.setPose({ head: { pos: [0, 1.6, 0], rot: [0, 0, 0, 1] } });   // sent at the tick rate
  *   // each frame: client.remotePose(id) gives another member's pose, interpolated ~100 ms behind
+ *   client.sendJoints({ left: [[x, y, z, qx, qy, qz, qw], ...25] });   // hand tracking, at the joints rate
+ *   client.on('joints', ({ member, joints }) => draw(member.id, joints.left, joints.right));
  *
  * It has no dependencies (no three.js): positions are `[x, y, z]` arrays in metres and rotations are
  * quaternions `[x, y, z, w]`. It reconnects by itself with backoff and jitter, resuming the same session
@@ -25,8 +27,9 @@ import { ClockSync, localNow } from './clock.js';
 import { jsonCodec } from './codec.js';
 import { Emitter } from './events.js';
 import { InterpolationBuffer, lerpPose, lerpTransform } from './interpolation.js';
+import { HAND_JOINTS, jointsMessage, sameJoints } from './joints.js';
 
-export { AccountsApi, ApiError, AuthSession };
+export { AccountsApi, ApiError, AuthSession, HAND_JOINTS };
 export { Backoff, binaryCodec, ClockSync, Emitter, InterpolationBuffer, jsonCodec, lerpPose, lerpTransform, localNow };
 export { lerpVector, slerpQuaternion } from './interpolation.js';
 
@@ -85,6 +88,7 @@ export function defaultUrl(location = globalThis.location) {
 
 const IDENTITY_ROTATION = Object.freeze([0, 0, 0, 1]);
 const QUICK_PINGS = 4; // the first pings come fast so that the clock estimate settles within a second
+const DEFAULT_JOINTS_RATE = 10; // joints a second, when the server's welcome does not say
 
 export class ShoalClient extends Emitter {
   /**
@@ -115,7 +119,10 @@ export class ShoalClient extends Emitter {
     this.welcome = null;
     /** The room we are in, or null. */
     this.room = null;
-    /** Everyone in the room, us included, by id: `{id, name, color, user?, avatar?, role?, muted?, pose?}`. */
+    /**
+     * Everyone in the room, us included, by id: `{id, name, color, user?, avatar?, role?, muted?, pose?, joints?}`
+     * (`joints`: the latest hand joints received, while the member's hands are tracked).
+     */
     this.members = new Map();
     /** Every entity in the room by id, as the server last described it (plus our own unsent changes). */
     this.entities = new Map();
@@ -133,6 +140,10 @@ export class ShoalClient extends Emitter {
     this._nextSeq = 1;
     this._pose = null;
     this._poseDirty = false;
+    this._joints = null; // the latest joints message given to sendJoints in this room
+    this._jointsDirty = false;
+    this._jointsSentAt = -Infinity;
+    this._jointsTimer = null;
     this._streamed = new Map(); // entity id -> transform to send at the next send tick
     this._poseBuffers = new Map();
     this._entityBuffers = new Map();
@@ -215,6 +226,31 @@ export class ShoalClient extends Emitter {
    */
   remotePose(id, at = this.serverNow()) {
     return this._poseBuffers.get(id)?.sample(at) ?? null;
+  }
+
+  /**
+   * Send this member's hand joints `{left?, right?}`: for each tracked hand its 25 joints `[x, y, z, qx, qy, qz,
+   * qw]` in `HAND_JOINTS` order (world positions in metres); a hand absent or null is not tracked, and `{}` says
+   * that no hand is tracked any more (others hide them). At most `welcome.limits.joints_rate` (default 10) go out
+   * a second: a call within that interval replaces the unsent joints, which go when the interval is over; the
+   * same joints twice in a row are sent once. False when not in a room (nothing is kept). Throws TypeError or
+   * RangeError for joints the server would refuse (not 25 of 7 finite numbers, beyond +-10 km, a joint over
+   * 3.2766 m from its wrist on an axis, a zero rotation).
+   */
+  sendJoints(joints = {}) {
+    const message = jointsMessage(joints);
+    if (!this.connected || this.room === null) return false;
+    if (sameJoints(message, this._joints)) return true;
+    this._joints = message;
+    this._jointsDirty = true;
+    this._scheduleJoints();
+    return true;
+  }
+
+  /** Joints sent a second at most: the server's `welcome.limits.joints_rate`, or 10. */
+  get jointsRate() {
+    const rate = this.welcome?.limits?.joints_rate;
+    return typeof rate === 'number' && rate > 0 ? rate : DEFAULT_JOINTS_RATE;
   }
 
   /** Send an app message to the room, or to one member with `to`. False when not in a room. */
@@ -413,7 +449,8 @@ export class ShoalClient extends Emitter {
   _connectionLost(error, final) {
     clearInterval(this._sendTimer);
     clearTimeout(this._pingTimer);
-    this._sendTimer = this._pingTimer = null;
+    clearTimeout(this._jointsTimer);
+    this._sendTimer = this._pingTimer = this._jointsTimer = null;
     for (const { reject } of this._pending.values()) reject(error);
     this._pending.clear();
     for (const waiter of this._claimWaiters.splice(0)) waiter.reject(error);
@@ -452,6 +489,23 @@ export class ShoalClient extends Emitter {
       this._send({ type: 'pose', ...this._pose, t: this.serverNow() });
     }
     for (const id of [...this._streamed.keys()]) this._flushStream(id);
+  }
+
+  /** Send the unsent joints now if the joints interval allows it, or else when it does. */
+  _scheduleJoints() {
+    if (this._jointsTimer !== null || !this._jointsDirty) return;
+    const wait = this._jointsSentAt + 1000 / this.jointsRate - localNow();
+    if (wait > 0) {
+      this._jointsTimer = setTimeout(() => {
+        this._jointsTimer = null;
+        this._scheduleJoints();
+      }, wait);
+      return;
+    }
+    this._jointsDirty = false;
+    if (this.room === null) return;
+    this._jointsSentAt = localNow();
+    this._send(this._joints);
   }
 
   _flushStream(id) {
@@ -494,6 +548,8 @@ export class ShoalClient extends Emitter {
     this._poseBuffers.clear();
     this._entityBuffers.clear();
     this._streamed.clear();
+    this._joints = null; // the server forgot them too
+    this._jointsDirty = false;
     this.room = null;
   }
 
@@ -557,6 +613,32 @@ export class ShoalClient extends Emitter {
     this.emit('entity_removed', { entity });
   }
 
+  /**
+   * The joints entries of a tick: each member listed gets its new joints (an entry without hands removes them);
+   * a full tick lists everyone's, so members it does not list have none.
+   */
+  _applyJoints({ joints = [], full = false, t }) {
+    const listed = new Set();
+    for (const entry of joints) {
+      listed.add(entry.id);
+      const member = entry.id === this.id ? undefined : this.members.get(entry.id);
+      if (member) this._setJoints(member, entry, t);
+    }
+    if (!full) return;
+    for (const member of this.members.values()) {
+      if (member.joints && !listed.has(member.id)) this._setJoints(member, { id: member.id }, t);
+    }
+  }
+
+  _setJoints(member, entry, time) {
+    const joints = { id: member.id }; // JSON ticks may say null for an untracked hand: leave it out, as binary does
+    if (entry.left) joints.left = entry.left;
+    if (entry.right) joints.right = entry.right;
+    if (joints.left || joints.right) member.joints = joints;
+    else delete member.joints;
+    this.emit('joints', { member, joints, time });
+  }
+
   _settle(waiters, predicate, settle) {
     const kept = waiters.filter((waiter) => {
       if (!predicate(waiter)) return true;
@@ -603,12 +685,18 @@ ShoalClient.prototype._handlers = {
       const known = this.members.get(info.id);
       if (known) setPresence(known, info);
       else this._addMember(info, time);
+      // snapshots carry no joints, and hands that stopped while we were away would stay up forever: drop them
+      // (hands still tracked come back with their next joints)
+      if (known?.joints) this._setJoints(known, { id: known.id }, time);
     }
     const entities = message.entities ?? [];
     const listed = new Set(entities.map((entity) => entity.id));
     for (const id of [...this.entities.keys()]) if (!listed.has(id)) this._removeEntity(id);
     for (const entity of entities) this._applyEntity(entity, time);
     this._poseDirty = this._pose !== null; // re-announce where we are
+    // and our hands: a rejoin (after a drop) made the server forget them
+    this._jointsDirty = Boolean(this._joints?.left || this._joints?.right);
+    this._scheduleJoints();
     this.emit('joined', message);
     this._settle(
       this._joinWaiters,
@@ -656,6 +744,7 @@ ShoalClient.prototype._handlers = {
     }
     for (const entity of message.entities ?? []) this._applyEntity(entity, message.t);
     for (const id of message.removed ?? []) this._removeEntity(id);
+    if (message.joints || message.full) this._applyJoints(message);
     this.emit('tick', message);
   },
 
@@ -712,12 +801,15 @@ ShoalClient.prototype._handlers = {
 
 /**
  * Make `member` show the presence `info` as the server sent it (name, colour, and when they apply `user`,
- * `avatar`, `role`, `muted`): fields it no longer has are removed. Its pose is kept.
+ * `avatar`, `role`, `muted`): fields it no longer has are removed. Its pose and joints are kept.
  */
-function setPresence(member, { pose, ...presence }) {
-  for (const key of Object.keys(member)) if (key !== 'id' && key !== 'pose') delete member[key];
+function setPresence(member, { pose, joints, ...presence }) {
+  for (const key of Object.keys(member)) if (!KEPT_MEMBER_FIELDS.has(key)) delete member[key];
   return Object.assign(member, presence);
 }
+
+/** What a member carries besides its presence: not removed when the presence changes. */
+const KEPT_MEMBER_FIELDS = new Set(['id', 'pose', 'joints']);
 
 function sameNumbers(a, b) {
   return (

@@ -323,6 +323,16 @@ describe('hand joints', () => {
     assert.ok(streamed >= 5 && streamed <= 1 + Math.ceil(400 / 50), `${streamed} joints messages in 400 ms`);
   });
 
+  test('the rate is what rooms relay at (joints_relay_rate), not the larger budget (joints_rate)', async () => {
+    const { client } = await joinedClient('lobby', [], [], { limits: { joints_rate: 30, joints_relay_rate: 10 } });
+    assert.equal(client.jointsRate, 10);
+  });
+
+  test('the rate never exceeds the budget (joints_rate)', async () => {
+    const { client } = await joinedClient('lobby', [], [], { limits: { joints_rate: 5, joints_relay_rate: 10 } });
+    assert.equal(client.jointsRate, 5);
+  });
+
   test('without joints_rate in the welcome the rate is 10 a second', async () => {
     const { client, socket } = await joinedClient();
     assert.equal(client.jointsRate, 10);

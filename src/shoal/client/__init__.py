@@ -198,7 +198,7 @@ class ShoalClient:
     async def send_joints(self, left: HandLike | None = None, right: HandLike | None = None) -> None:
         """Send this member's tracked hand joints: 25 `(x, y, z, qx, qy, qz, qw)` per tracked hand, None for a hand
         that is not tracked (neither: "my hands are no longer tracked"). Send them no faster than
-        `welcome.limits["joints_rate"]`; the server relays the latest at its own, lower rate. Raises
+        `welcome.limits["joints_relay_rate"]`, the rate rooms relay the latest at. Raises
         `msgspec.ValidationError` (a ValueError) for a hand without 25 joints of 7 finite numbers, and ValueError
         for a zero quaternion or, on a binary connection, a joint more than 3.2767 m from its wrist."""
         message = msgspec.convert({"type": "joints", "left": left, "right": right}, Joints)

@@ -1,7 +1,7 @@
 /**
  * Hand joints (docs/protocol.md, `joints`): 25 per tracked hand, each `[x, y, z, qx, qy, qz, qw]` (a position in
  * metres, room space, and a rotation quaternion), in the order of the WebXR Hand Input spec (`HAND_JOINTS`).
- * They travel at their own, lower rate: `ShoalClient.sendJoints` sends at most `welcome.limits.joints_rate` a
+ * They travel at their own, lower rate: `ShoalClient.sendJoints` sends at most `welcome.limits.joints_relay_rate` a
  * second.
  */
 

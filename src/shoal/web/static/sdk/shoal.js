@@ -231,7 +231,7 @@ export class ShoalClient extends Emitter {
   /**
    * Send this member's hand joints `{left?, right?}`: for each tracked hand its 25 joints `[x, y, z, qx, qy, qz,
    * qw]` in `HAND_JOINTS` order (world positions in metres); a hand absent or null is not tracked, and `{}` says
-   * that no hand is tracked any more (others hide them). At most `welcome.limits.joints_rate` (default 10) go out
+   * that no hand is tracked any more (others hide them). At most `jointsRate` (the rooms' relay rate, default 10) go out
    * a second: a call within that interval replaces the unsent joints, which go when the interval is over; the
    * same joints twice in a row are sent once. False when not in a room (nothing is kept). Throws TypeError or
    * RangeError for joints the server would refuse (not 25 of 7 finite numbers, beyond +-10 km, a joint over
@@ -247,10 +247,14 @@ export class ShoalClient extends Emitter {
     return true;
   }
 
-  /** Joints sent a second at most: the server's `welcome.limits.joints_rate`, or 10. */
+  /**
+   * Joints sent a second at most: the rate rooms relay them at (`welcome.limits.joints_relay_rate`), never above
+   * the server's budget (`joints_rate`); 10 from a server that names neither. Faster would be dropped or replaced.
+   */
   get jointsRate() {
-    const rate = this.welcome?.limits?.joints_rate;
-    return typeof rate === 'number' && rate > 0 ? rate : DEFAULT_JOINTS_RATE;
+    const limits = this.welcome?.limits ?? {};
+    const rates = [limits.joints_relay_rate, limits.joints_rate].filter((rate) => typeof rate === 'number' && rate > 0);
+    return rates.length ? Math.min(...rates) : DEFAULT_JOINTS_RATE;
   }
 
   /** Send an app message to the room, or to one member with `to`. False when not in a room. */

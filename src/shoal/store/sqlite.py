@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -106,7 +107,7 @@ class SqliteStore(SqliteAccounts):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: no implicit transactions; every write is an explicit BEGIN .. COMMIT.
             self._connection = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
-            (mode,) = self._connection.execute("PRAGMA journal_mode = WAL").fetchone()
+            mode = _switch_to_wal(self._connection)
             self._connection.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
@@ -181,3 +182,22 @@ def _read_room(db: sqlite3.Connection, name: str) -> RoomRecord | None:
         return None
     rows = db.execute("SELECT id, version, data FROM entities WHERE room = ? ORDER BY id", (name,))
     return RoomRecord(name, row[0], [EntityRecord(name, id_, version, data.encode()) for id_, version, data in rows])
+
+
+WAL_SWITCH_TIMEOUT = 5.0
+"""Seconds `_switch_to_wal` keeps retrying, the same as the connection's busy timeout."""
+
+
+def _switch_to_wal(connection: sqlite3.Connection) -> str:
+    """`PRAGMA journal_mode = WAL`, returning the mode in force. SQLite answers "database is locked" at once,
+    without waiting out the busy timeout, when another connection is switching a new database to WAL at the
+    same moment (two processes starting on a fresh data directory), so this retries for a while."""
+    deadline = time.monotonic() + WAL_SWITCH_TIMEOUT
+    while True:
+        try:
+            (mode,) = connection.execute("PRAGMA journal_mode = WAL").fetchone()
+            return str(mode)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)

@@ -20,8 +20,10 @@ What is measured, over the window [start, end):
   A pose resent in a full-state tick (after the receiver skipped a tick) is a duplicate, not a delivery.
 - **server CPU µs per delivered pose**: user + system time of the server process (`/proc/PID/stat`,
   all threads) over the window, divided by the deliveries. Also the cores it used and its RSS.
-- **latency p50/p99**: receive time minus the send time the pose carries in `t` (same host clock). It
-  includes the wait for the next tick (up to one tick interval, by design) and the loaders' own delays.
+- **latency p50/p99**: receive time minus the send time the pose carries in `t` (same host clock). The
+  receive time is when the loader read the message, before it parses it (parsing is deferred, so one
+  frame's parsing is not added to the next one's latency). It includes the wait for the next tick (up to
+  one tick interval, by design) and the loaders' own scheduling delays.
 - **loss**: each pose carries a per-sender sequence number (the head's x position in mm). For every
   pose sent in the window, the server does one of three things: it relays it in a tick frame, which
   carries the same bytes to every other member of the room; it coalesces it (a newer pose of the same

@@ -168,6 +168,38 @@ class Window:
         self.latency_bins: Counter[int] = Counter()
 
 
+RECORD_DELAY_S = 0.005
+"""How long a received message waits, stamped, before it is parsed and counted. A tick reaches all of a loader's
+clients at once; parsing each as it is read would add the parsing of the frames read before it (about 10 ms for
+100 clients) to its latency: the loader's cost, not the server's."""
+
+
+class Inbox:
+    """Received messages, stamped when read, parsed and counted in batches `RECORD_DELAY_S` later."""
+
+    def __init__(self, window: Window) -> None:
+        self.window = window
+        self._pending: list[tuple[BenchClient, float, bytes]] = []
+        self._scheduled = False
+
+    def put(self, client: BenchClient, received_at: float, data: bytes) -> None:
+        self._pending.append((client, received_at, data))
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_later(RECORD_DELAY_S, self.flush)
+
+    def flush(self) -> None:
+        """Parse and count everything received so far."""
+        self._scheduled = False
+        pending, self._pending = self._pending, []
+        window = self.window
+        for client, received_at, data in pending:
+            try:
+                client.record(data, received_at, window)
+            except Exception as exc:  # a frame the loader cannot read: the run reports it
+                client.errors.append(f"unreadable message: {exc!r}")
+
+
 class BenchClient:
     """One simulated avatar: sends poses at a fixed rate and records the poses of the others."""
 
@@ -185,6 +217,13 @@ class BenchClient:
         self.close_code: int | None = None
         self.errors: list[str] = []
         self._binary_template = bytearray(wire.encode_pose(_avatar(0.0, z)))
+        self._read_poses: Callable[[bytes], Received | None]
+        if protocol == "binary":
+            self._read_poses = binary_tick_poses
+        elif protocol == "broadcast":
+            self._read_poses = broadcast_poses()
+        else:
+            self._read_poses = json_tick_poses()
 
     def pose_frame(self, now: float) -> tuple[bytes, aiohttp.WSMsgType]:
         """This client's next pose in its protocol, and the frame type it travels in."""
@@ -226,48 +265,47 @@ class BenchClient:
             if next_at < now - period:
                 next_at = now + period
 
-    async def receive(self, window: Window) -> None:
-        """Read messages until cancelled (the caller bounds it in time), recording every pose from another member."""
-        if self.protocol == "binary":
-            read_poses: Callable[[bytes], Received | None] = binary_tick_poses
-        elif self.protocol == "broadcast":
-            read_poses = broadcast_poses()
-        else:
-            read_poses = json_tick_poses()
-        seen, own_id, ws = self.seen, self.id, self.ws
-        bin_ms = window.latency_bin_ms
+    async def receive(self, inbox: Inbox) -> None:
+        """Read messages until cancelled (the caller bounds it in time), each stamped as it is read and passed
+        to `inbox`, which has `record` parse and count it a moment later."""
+        ws = self.ws
         data_types = (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY)
         while True:
             message = await ws.receive()
-            if message.type not in data_types:
-                if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
-                    self.close_code = ws.close_code
-                    return
-                if message.type is aiohttp.WSMsgType.ERROR:
-                    self.errors.append(f"websocket error: {message.data!r}")
-                    return
+            received_at = time.time()
+            if message.type in data_types:
+                inbox.put(self, received_at, message.data)
+            elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+                self.close_code = ws.close_code
+                return
+            elif message.type is aiohttp.WSMsgType.ERROR:
+                self.errors.append(f"websocket error: {message.data!r}")
+                return
+
+    def record(self, data: bytes, received_at: float, window: Window) -> None:
+        """Count the poses of one message received at `received_at` from other members (once per sender and
+        sequence number), and their latency when inside the window; any other message is checked for errors."""
+        poses = self._read_poses(data)
+        if poses is None:
+            self._on_control(data)
+            return
+        seen, own_id = self.seen, self.id
+        in_window = window.start <= received_at < window.end
+        received_ms = received_at * 1000.0
+        bin_ms = window.latency_bin_ms
+        for sender, x, t in poses:
+            if sender == own_id:
                 continue
-            data = message.data
-            poses = read_poses(data)
-            if poses is None:
-                self._on_control(data)
+            bit = 1 << round(x * 1000.0)
+            bits = seen.get(sender, 0)
+            if bits & bit:
+                window.duplicates += 1  # full state resent after a skipped tick, or a far-tier refresh
                 continue
-            now = time.time()
-            in_window = window.start <= now < window.end
-            now_ms = now * 1000.0
-            for sender, x, t in poses:
-                if sender == own_id:
-                    continue
-                bit = 1 << round(x * 1000.0)
-                bits = seen.get(sender, 0)
-                if bits & bit:
-                    window.duplicates += 1  # full state resent after a skipped tick, or a far-tier refresh
-                    continue
-                seen[sender] = bits | bit
-                if in_window:
-                    window.deliveries += 1
-                    if t is not None:
-                        window.latency_bins[int((now_ms - t) / bin_ms)] += 1
+            seen[sender] = bits | bit
+            if in_window:
+                window.deliveries += 1
+                if t is not None:
+                    window.latency_bins[int((received_ms - t) / bin_ms)] += 1
 
     def _on_control(self, data: bytes) -> None:
         message = msgspec.json.decode(data[1:] if self.protocol == "binary" else data)
@@ -371,12 +409,14 @@ async def run() -> dict[str, Any]:
 
         sampler = loop.create_task(sample_cpu_at_start())
         senders = [loop.create_task(client.send_poses(plan["hz"], window, go)) for client in clients]
-        receivers = [loop.create_task(client.receive(window)) for client in clients]
+        inbox = Inbox(window)
+        receivers = [loop.create_task(client.receive(inbox)) for client in clients]
         await asyncio.gather(*senders, sampler)
         cpu_in_window = _cpu_seconds() - (cpu_at_start or 0.0)
         await asyncio.wait(receivers, timeout=max(stop_at - time.time(), 0.0))
         for receiver in receivers:
             receiver.cancel()
+        inbox.flush()
         failures = [
             repr(task.exception()) for task in receivers if task.done() and not task.cancelled() and task.exception()
         ]

@@ -24,8 +24,10 @@ from shoal.core.actions import Send
 from shoal.protocol import binary as wire
 from shoal.protocol.binary import BINARY, BinaryFormatError
 from shoal.protocol.codec import DecodeFailure, PoseSource
+from shoal.protocol.joints import PackedJoints, decode_joints
 from shoal.protocol.messages import Entity, Error, Join, Joints, MemberPose, Pose, Tick, Transform
 from support.core import CoreDriver
+from support.frames import accepts, with_changes
 from support.servers import RunningServer, StartServer
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "binary.json").read_text())["cases"]
@@ -145,8 +147,8 @@ def test_python_produces_and_accepts_the_shared_vectors(case: dict[str, Any]) ->
     elif case["kind"] == "joints":
         message = msgspec.convert(case["message"], Joints)
         assert wire.encode_client(message) == frame
-        decoded = BINARY.decode(frame)
-        assert as_json(decoded) == case["decoded"]
+        assert isinstance(BINARY.decode(frame), PackedJoints)  # the server keeps them packed
+        assert as_json(decode_joints(frame)) == case["decoded"]
     else:
         assert BINARY.decode(frame) == msgspec.convert(case["message"], Join)
 
@@ -460,3 +462,10 @@ async def test_a_binary_member_that_backs_up_skips_ticks_and_gets_the_full_state
             raise AssertionError("no full-state tick after draining")
         assert [(pose.id, pose.head.pos) for pose in event.poses] == [(ada.id, (0.19, 1.6, 0.0))]
         assert slow.id in server.engine.members  # drained in time: not closed
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from([FULL, HEAD_ONLY]), st.lists(st.tuples(st.integers(0, 60), st.integers(0, 255)), max_size=4))
+def test_packing_accepts_exactly_the_pose_frames_that_decode(frame: bytes, changes: list[tuple[int, int]]) -> None:
+    frame = with_changes(frame, changes)
+    assert accepts(wire.pack_pose, frame) == accepts(wire.decode_pose, frame)

@@ -26,6 +26,7 @@ from shoal.protocol.binary import BINARY, BinaryCodec, BinaryFormatError
 from shoal.protocol.codec import JSON, DecodeFailure, JsonCodec
 from shoal.protocol.messages import Joints, MemberJoints, Tick
 from support.core import CoreDriver, closes, error_codes, inbox
+from support.frames import accepts, with_changes
 from support.servers import RunningServer
 
 HALF_SQRT2 = math.sqrt(0.5)
@@ -78,8 +79,10 @@ def test_a_hand_is_303_bytes_both_hands_608_and_a_wide_wrist_adds_15() -> None:
 def test_decoded_joints_are_within_their_steps_and_re_encode_to_the_same_bytes() -> None:
     message = joints_message(left=hand(x=-0.31234, y=1.05678), right=hand(x=12.34567, z=-7.65432, spread=10.0))
     frame = hands.encode_joints(message)
-    decoded = BINARY.decode(frame)
-    assert isinstance(decoded, Joints)
+    packed = BINARY.decode(frame)  # validated, kept as its bytes
+    assert isinstance(packed, hands.PackedJoints) and packed.frame == frame
+    decoded = hands.decode_joints(frame)
+    assert packed.unpack(9) == MemberJoints(id=9, left=decoded.left, right=decoded.right)
     assert_hand_close(decoded.left, message.left)
     assert_hand_close(decoded.right, message.right)
     assert hands.encode_joints(decoded) == frame
@@ -100,17 +103,19 @@ def test_tick_sections_in_both_codecs_carry_the_same_joints() -> None:
     # a tick assembled from entries is the same as the tick encoded whole, in both codecs
     header = Tick(seq=9, t=T, poses=[], removed=["cube"])
     for codec in (BINARY, JSON):
-        entries = [codec.joints_entry(ada), codec.joints_entry(hidden)]
+        entries = [codec.joints_entry(ada.id, ada), codec.joints_entry(hidden.id, hidden)]
         assert codec.joints_tick_encoder(header)([], entries) == codec.encode(tick)
     as_json = json.loads(JSON.encode(tick))
     assert as_json["joints"][1] == {"id": 2**32 - 1} and len(as_json["joints"][0]["left"]) == 25
 
 
-def test_a_binary_senders_bytes_are_relayed_as_they_are() -> None:
+def test_a_binary_senders_bytes_are_relayed_as_they_are_and_decoded_once_for_json() -> None:
     frame = hands.encode_joints(joints_message(right=hand()))
+    packed = hands.pack_joints(frame)
+    assert BINARY.joints_entry(5, packed) == struct.pack("<I", 5) + frame[1:]
     decoded = hands.decode_joints(frame)
-    entry = BINARY.joints_entry(MemberJoints(id=5, right=decoded.right), frame)
-    assert entry == struct.pack("<I", 5) + frame[1:]
+    assert JSON.joints_entry(5, packed) == msgspec.json.encode(MemberJoints(id=5, right=decoded.right))
+    assert packed.unpack(5).right is packed.unpack(6).right  # decoded once, whoever asks
 
 
 def test_encoders_refuse_hands_they_cannot_carry() -> None:
@@ -316,9 +321,9 @@ class CountingBinary(BinaryCodec):
     def __init__(self) -> None:
         self.encoded: list[int] = []
 
-    def joints_entry(self, joints: MemberJoints, frame: bytes | None = None) -> bytes:  # type: ignore[override]
-        self.encoded.append(joints.id)
-        return super().joints_entry(joints, frame)
+    def joints_entry(self, member_id: int, joints: MemberJoints | hands.PackedJoints) -> bytes:  # type: ignore[override]
+        self.encoded.append(member_id)
+        return super().joints_entry(member_id, joints)
 
 
 class CountingJson(JsonCodec):
@@ -326,9 +331,9 @@ class CountingJson(JsonCodec):
         super().__init__()
         self.encoded: list[int] = []
 
-    def joints_entry(self, joints: MemberJoints, frame: bytes | None = None) -> bytes:
-        self.encoded.append(joints.id)
-        return super().joints_entry(joints, frame)
+    def joints_entry(self, member_id: int, joints: MemberJoints | hands.PackedJoints) -> bytes:
+        self.encoded.append(member_id)
+        return super().joints_entry(member_id, joints)
 
 
 def test_json_and_binary_members_get_the_same_joints_each_encoded_once_per_codec() -> None:
@@ -516,3 +521,10 @@ async def test_a_binary_and_a_json_client_see_each_others_joints(server: Running
 
         with pytest.raises(msgspec.ValidationError):
             await json_client.send_joints(left=hand()[:20])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([BOTH, RIGHT_ONLY]), st.lists(st.tuples(st.integers(0, 700), st.integers(0, 255)), max_size=4))
+def test_packing_accepts_exactly_the_frames_that_decode(frame: bytes, changes: list[tuple[int, int]]) -> None:
+    frame = with_changes(frame, changes)
+    assert accepts(hands.pack_joints, frame) == accepts(hands.decode_joints, frame)

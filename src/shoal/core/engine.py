@@ -53,6 +53,7 @@ from shoal.core.stats import Stats
 from shoal.protocol.binary import PackedPose
 from shoal.protocol.codec import Codec, DecodeFailure
 from shoal.protocol.errors import CloseCode, ErrorCode
+from shoal.protocol.joints import PackedJoints
 from shoal.protocol.messages import (
     PROTOCOL_VERSION,
     Ack,
@@ -217,8 +218,8 @@ class Engine:
 
         if type(message) is PackedPose or type(message) is Pose:  # the hot path: no dict dispatch
             return self._on_pose(member, message, now)
-        if type(message) is Joints:  # their own budget, like poses
-            return self._on_joints(member, message, now, frame)
+        if type(message) is PackedJoints or type(message) is Joints:  # their own budget, like poses
+            return self._on_joints(member, message, now)
         if type(message) is EntityUpdate:  # moving a held object streams updates at pose rates
             if not member.pose_budget.take(now):
                 return self._rate_limited(member, "update_rate", now)
@@ -295,7 +296,7 @@ class Engine:
             return [self._position(room, member, member.pose, now)]  # type: ignore[arg-type]  # just set
         return []
 
-    def _on_joints(self, member: Member, message: Joints, now: float, frame: bytes) -> list[Action]:
+    def _on_joints(self, member: Member, message: Joints | PackedJoints, now: float) -> list[Action]:
         """Keep the sender's latest hand joints for the room's next joints tick (the same rules as a pose)."""
         self.stats.joints_in += 1
         if not member.joints_budget.take(now):
@@ -306,11 +307,14 @@ class Engine:
                 return self._invalid(member, ErrorCode.HELLO_REQUIRED, "send hello first", message, now)
             self.stats.joints_ignored += 1
             return []
+        if type(message) is PackedJoints:  # binary: unit rotations and bounded positions by construction
+            room.set_joints(member, message)
+            return []
         try:
-            joints, unchanged = member_joints(member.id, message)
+            joints = member_joints(member.id, message)  # type: ignore[arg-type]
         except InvalidPose as exc:
             return self._invalid(member, ErrorCode.INVALID_MESSAGE, str(exc), message, now)
-        room.set_joints(member, joints, frame if unchanged else None)
+        room.set_joints(member, joints)
         return []
 
     def _on_hello(self, member: Member, message: Hello, now: float) -> list[Action]:
@@ -809,7 +813,7 @@ class Engine:
         member: Member,
         code: ErrorCode,
         problem: str,
-        message: ClientMessage | PackedPose | None,
+        message: ClientMessage | PackedPose | PackedJoints | None,
         now: float,
         seq: int | None = None,
     ) -> list[Action]:
@@ -846,10 +850,12 @@ _SILENT_DROPS = frozenset(("pose_rate", "joints_rate"))
 """Streams whose excess is dropped without an error: the next message replaces the dropped one anyway."""
 
 
-def _tag(message: ClientMessage | PackedPose) -> str:
+def _tag(message: ClientMessage | PackedPose | PackedJoints) -> str:
     """The `type` a client message was sent with."""
     if type(message) is PackedPose:
         return "pose"
+    if type(message) is PackedJoints:
+        return "joints"
     return type(message).__struct_config__.tag  # type: ignore[union-attr,return-value]
 
 

@@ -2,7 +2,8 @@
 
 Joints (25 per tracked hand, see docs/protocol.md "Hand joints") travel at their own, lower rate: the room keeps
 the latest joints of each member (a newer message replaces an unsent one) and puts those that changed into every
-`every`-th tick. Each entry is encoded once per codec per tick (a binary sender's bytes are relayed as they are);
+`every`-th tick. Each entry is encoded once per codec per tick (a binary sender's joints stay packed and its bytes
+are relayed as they are; they are decoded only for JSON members);
 the sender never gets its own joints back. With interest management, joints go only to members whose heads are
 within the radius (never in the far tier). A full-state tick carries every member's latest joints.
 """
@@ -15,7 +16,7 @@ from shoal.core.interest import Interest, SpatialGrid
 from shoal.core.member import Member
 from shoal.core.pose import InvalidPose, unit_quaternion
 from shoal.protocol.codec import Codec
-from shoal.protocol.joints import HandTooBig, Joint, check_hand
+from shoal.protocol.joints import HandTooBig, Joint, PackedJoints, check_hand
 from shoal.protocol.messages import Joints, MemberJoints
 
 _UNIT_SQUARED_TOLERANCE = 2e-9
@@ -39,16 +40,14 @@ def _unit_hand(hand: list[Joint]) -> list[Joint]:
     return normalised
 
 
-def member_joints(member_id: int, message: Joints) -> tuple[MemberJoints, bool]:
-    """The joints as the room stores and relays them: stamped with the sender's id, quaternions unit length;
-    and whether they are unchanged from the message (then a binary sender's frame can be relayed as it is).
+def member_joints(member_id: int, message: Joints) -> MemberJoints:
+    """The joints as the room stores and relays them: stamped with the sender's id, quaternions unit length.
 
     Raises `InvalidPose` for a zero quaternion or a joint more than 3.2767 m from its wrist on some axis.
     """
     left = None if message.left is None else _unit_hand(message.left)  # type: ignore[arg-type]
     right = None if message.right is None else _unit_hand(message.right)  # type: ignore[arg-type]
-    unchanged = left is message.left and right is message.right
-    return MemberJoints(id=member_id, left=left, right=right), unchanged
+    return MemberJoints(id=member_id, left=left, right=right)
 
 
 def joints_every(tick_rate: float, joints_rate: float) -> int:
@@ -61,31 +60,24 @@ def joints_every(tick_rate: float, joints_rate: float) -> int:
 class RoomJoints:
     """The hand joints of one room's members between ticks."""
 
-    __slots__ = ("changed", "every", "frames", "latest")
+    __slots__ = ("changed", "every", "latest")
 
     def __init__(self, every: int) -> None:
         self.every = every
         """Joints go out with every `every`-th tick of the room."""
-        self.latest: dict[int, MemberJoints] = {}
-        """Each member's latest joints, by member id."""
-        self.frames: dict[int, bytes] = {}
-        """The client frames some of `latest` arrived in, when relayed unchanged (see `Codec.joints_entry`)."""
+        self.latest: dict[int, MemberJoints | PackedJoints] = {}
+        """Each member's latest joints, by member id: as numbers, or packed as a binary sender sent them."""
         self.changed: dict[int, Member] = {}
         """Members whose joints changed since the previous joints tick."""
 
-    def set(self, member: Member, joints: MemberJoints, frame: bytes | None) -> None:
+    def set(self, member: Member, joints: MemberJoints | PackedJoints) -> None:
         """Record `member`'s latest joints; the latest one before a joints tick wins."""
         self.latest[member.id] = joints
-        if frame is None:
-            self.frames.pop(member.id, None)
-        else:
-            self.frames[member.id] = frame
         self.changed[member.id] = member
 
     def forget(self, member: Member) -> None:
         """`member` left: its joints are never sent again (its `member_left` tells clients to drop them)."""
         self.latest.pop(member.id, None)
-        self.frames.pop(member.id, None)
         self.changed.pop(member.id, None)
 
     def start_tick(self, tick_number: int, members: dict[int, Member], interest: Interest | None) -> JointsTick | None:
@@ -132,12 +124,10 @@ class JointsTick:
         if cache is None:
             cache = self._entries[codec] = {}
         latest = self._state.latest
-        frames = self._state.frames
         entries = []
         for sender in senders:
             entry = cache.get(sender.id)
             if entry is None:
-                frame = frames.get(sender.id) if sender.codec is codec else None
-                entry = cache[sender.id] = codec.joints_entry(latest[sender.id], frame)
+                entry = cache[sender.id] = codec.joints_entry(sender.id, latest[sender.id])
             entries.append(entry)
         return entries

@@ -22,6 +22,7 @@ from shoal.core.limits import Limits
 from shoal.core.member import Member
 from shoal.protocol.binary import PackedPose
 from shoal.protocol.codec import Codec, JointsTickEncoder, TickEncoder
+from shoal.protocol.joints import PackedJoints
 from shoal.protocol.messages import Entity, MemberInfo, MemberJoints, MemberPose, ServerMessage, Tick
 
 
@@ -122,9 +123,9 @@ class Room:
             self._changed_since_far[member.id] = member
         member.set_pose(pose, packed)
 
-    def set_joints(self, member: Member, joints: MemberJoints, frame: bytes | None = None) -> None:
-        """Record `member`'s latest hand joints (the latest before a joints tick wins); `frame` as for `set_pose`."""
-        self.joints.set(member, joints, frame)
+    def set_joints(self, member: Member, joints: MemberJoints | PackedJoints) -> None:
+        """Record `member`'s latest hand joints, as numbers or packed; the latest before a joints tick wins."""
+        self.joints.set(member, joints)
 
     def others(self, member: Member) -> list[Member]:
         return [other for other in self.members.values() if other is not member]

@@ -22,6 +22,7 @@ import math
 import struct
 from collections.abc import Sequence
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -40,6 +41,9 @@ from shoal.protocol.messages import (
     Tick,
     Transform,
 )
+
+if TYPE_CHECKING:
+    from shoal.protocol.joints import PackedJoints
 
 SUBPROTOCOL = "shoal.v1.bin"
 
@@ -432,7 +436,7 @@ def _tick_flags_and_tail(tick: Tick) -> tuple[int, bytes]:
     if tick.joints:
         flags |= JOINTS
         joints = _joints()
-        tail = joints.joints_section([joints.joints_entry(entry) for entry in tick.joints]) + tail
+        tail = joints.joints_section([joints.joints_entry(entry.id, entry) for entry in tick.joints]) + tail
     return flags, tail
 
 
@@ -518,9 +522,9 @@ class BinaryCodec:
     binary = True
     subprotocol = SUBPROTOCOL
 
-    def decode(self, frame: bytes) -> ClientMessage | PackedPose:
-        """A pose frame comes back as a `PackedPose` (validated, floats not decoded); anything else as
-        the message it holds."""
+    def decode(self, frame: bytes) -> ClientMessage | PackedPose | PackedJoints:
+        """A pose or joints frame comes back packed (`PackedPose`, `PackedJoints`: validated, floats not
+        decoded); anything else as the message it holds."""
         if not frame:
             raise DecodeFailure(ErrorCode.UNKNOWN_TYPE, "empty frame: no tag")
         tag = frame[0]
@@ -531,7 +535,7 @@ class BinaryCodec:
                 raise DecodeFailure(ErrorCode.INVALID_MESSAGE, str(exc)) from None
         if tag == TAG_JOINTS:
             try:
-                return _joints().decode_joints(frame)
+                return _joints().pack_joints(frame)
             except BinaryFormatError as exc:
                 raise DecodeFailure(ErrorCode.INVALID_MESSAGE, str(exc)) from None
         if tag == TAG_JSON:
@@ -555,8 +559,8 @@ class BinaryCodec:
         return tick_encoder(tick)
 
     @staticmethod
-    def joints_entry(joints: MemberJoints, frame: bytes | None = None) -> bytes:
-        return _joints().joints_entry(joints, frame)
+    def joints_entry(member_id: int, joints: MemberJoints | PackedJoints) -> bytes:
+        return _joints().joints_entry(member_id, joints)
 
     @staticmethod
     def joints_tick_encoder(tick: Tick) -> JointsTickEncoder:

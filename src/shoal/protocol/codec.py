@@ -22,6 +22,7 @@ from shoal.protocol.messages import ClientMessage, ClientMessages, MemberJoints,
 
 if TYPE_CHECKING:
     from shoal.protocol.binary import PackedPose
+    from shoal.protocol.joints import PackedJoints
 
 
 class DecodeFailure(Exception):
@@ -78,11 +79,9 @@ class Codec(Protocol):
         `pose_entry`, same `tick.t`) into a complete tick frame. `tick.poses` is not read."""
         ...
 
-    def joints_entry(self, joints: MemberJoints, frame: bytes | None = None) -> bytes:
-        """One member's hand joints as they appear in a tick's joints section.
-
-        `frame` is the client frame they arrived in, when their sender speaks this codec and the server did
-        not change them: a codec may copy bytes from it (binary relays the sender's bytes unchanged)."""
+    def joints_entry(self, member_id: int, joints: MemberJoints | PackedJoints) -> bytes:
+        """Member `member_id`'s hand joints as they appear in a tick's joints section. Binary copies the bytes of
+        `PackedJoints`; other codecs unpack them."""
         ...
 
     def joints_tick_encoder(self, tick: Tick) -> JointsTickEncoder:
@@ -138,8 +137,8 @@ class JsonCodec:
         join = b",".join
         return lambda entries: b"".join((head, join(entries), tail))
 
-    def joints_entry(self, joints: MemberJoints, frame: bytes | None = None) -> bytes:
-        return self._encoder.encode(joints)
+    def joints_entry(self, member_id: int, joints: MemberJoints | PackedJoints) -> bytes:
+        return self._encoder.encode(joints if type(joints) is MemberJoints else joints.unpack(member_id))
 
     def joints_tick_encoder(self, tick: Tick) -> JointsTickEncoder:
         head, tail = self._around_poses(tick)

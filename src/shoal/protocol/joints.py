@@ -25,6 +25,7 @@ from shoal.protocol.binary import (
     _head_steps,
     _tick_flags_and_tail,
     _wide_position,
+    is_unit_quaternion,
     pack_quaternion,
     unpack_quaternion,
 )
@@ -53,6 +54,10 @@ Hand = Sequence[Sequence[float]]
 _WRIST = struct.Struct("<HbHbHbHHH")  # 3 x int24 (low u16, high i8) and a quaternion
 _WIDE_WRIST = struct.Struct("<dddHHH")
 _FINGERS = struct.Struct("<" + "hhhHHH" * (JOINTS_PER_HAND - 1))
+_HAND = struct.Struct(_WRIST.format + _FINGERS.format[1:])
+_WIDE_HAND = struct.Struct(_WIDE_WRIST.format + _FINGERS.format[1:])
+"""A whole hand in one unpack, for `pack_joints`: its rotation words are every sixth value from index 6
+(from index 3 when wide)."""
 _ID = struct.Struct("<I")
 _COUNT = struct.Struct("<H")
 
@@ -135,14 +140,12 @@ def encode_joints(message: Joints) -> bytes:
     return bytes((TAG_JOINTS,)) + encode_hands(message.left, message.right)
 
 
-def joints_entry(joints: MemberJoints, frame: bytes | None = None) -> bytes:
-    """One member's joints as an entry of a tick's joints section: member id (u32), flags, hands.
-
-    With `frame`, the binary JOINTS frame they were decoded from, its bytes are copied as they are (the sender's
-    own quantisation, relayed unchanged)."""
-    if frame is not None and frame[0] == TAG_JOINTS:
-        return _ID.pack(joints.id) + frame[1:]
-    return _ID.pack(joints.id) + encode_hands(joints.left, joints.right)
+def joints_entry(member_id: int, joints: MemberJoints | PackedJoints) -> bytes:
+    """One member's joints as an entry of a tick's joints section: member id (u32), flags, hands. Packed joints
+    are copied as they came (the sender's own quantisation, relayed unchanged)."""
+    if type(joints) is PackedJoints:
+        return _ID.pack(member_id) + joints.frame[1:]
+    return _ID.pack(member_id) + encode_hands(joints.left, joints.right)
 
 
 def joints_section(entries: Sequence[bytes]) -> bytes:
@@ -202,6 +205,55 @@ def decode_hands(frame: bytes, offset: int) -> tuple[list[Joint] | None, list[Jo
         hand, offset = _decode_hand(frame, offset, bool(flags & wide))
         hands.append(hand)
     return hands[0], hands[1], offset
+
+
+class PackedJoints:
+    """A client JOINTS frame that passed validation, kept as its bytes (like `binary.PackedPose`).
+
+    Binary members get these bytes as they are; the 350 floats are decoded only for JSON members, once.
+    """
+
+    __slots__ = ("_hands", "frame")
+
+    def __init__(self, frame: bytes) -> None:
+        self.frame = frame
+        self._hands: tuple[list[Joint] | None, list[Joint] | None] | None = None
+
+    def unpack(self, member_id: int) -> MemberJoints:
+        """The joints as numbers, stamped with their sender's id (rotations come out unit length)."""
+        if self._hands is None:
+            left, right, _ = decode_hands(self.frame, 1)
+            self._hands = (left, right)
+        return MemberJoints(id=member_id, left=self._hands[0], right=self._hands[1])  # type: ignore[arg-type]
+
+
+def pack_joints(frame: bytes) -> PackedJoints:
+    """A client JOINTS frame validated exactly as `decode_joints` validates it, decoding no floats: one unpack
+    per hand and integer checks of its 25 rotations (compact positions are in range by construction).
+    Raises BinaryFormatError."""
+    if len(frame) < 2:
+        raise BinaryFormatError("the joints frame is truncated")
+    flags = frame[1]
+    if flags & RESERVED_HAND_FLAGS:
+        raise BinaryFormatError(f"reserved hand flags set: {flags:#04x}")
+    offset = 2
+    for present, wide in ((LEFT, LEFT_WIDE), (RIGHT, RIGHT_WIDE)):
+        if not flags & present:
+            if flags & wide:
+                raise BinaryFormatError("a wide flag is set for an absent hand")
+            continue
+        layout, first = (_WIDE_HAND, 3) if flags & wide else (_HAND, 6)
+        if len(frame) < offset + layout.size:
+            raise BinaryFormatError("the joints frame is truncated")
+        if flags & wide:
+            _wide_position(frame, offset)  # finite and within +-10 km
+        words = layout.unpack_from(frame, offset)
+        if not all(map(is_unit_quaternion, words[first::6], words[first + 1 :: 6], words[first + 2 :: 6])):
+            raise BinaryFormatError("rotation is not a unit quaternion")
+        offset += layout.size
+    if offset != len(frame):
+        raise BinaryFormatError(f"the joints frame has {len(frame) - offset} bytes too many")
+    return PackedJoints(frame)
 
 
 def decode_joints(frame: bytes) -> Joints:

@@ -48,6 +48,7 @@ from shoal.core.joints import joints_every, member_joints
 from shoal.core.limits import Limits
 from shoal.core.member import Member
 from shoal.core.pose import InvalidPose, member_pose, unit_quaternion
+from shoal.core.ratelimit import TokenBucket
 from shoal.core.room import Room, encode_once_per_codec
 from shoal.core.stats import Stats
 from shoal.protocol.binary import PackedPose
@@ -274,16 +275,26 @@ class Engine:
 
     # ---- message handlers ------------------------------------------------------------------------
 
+    def _streamed_to(
+        self, member: Member, message: Pose | PackedPose | Joints | PackedJoints, budget: TokenBucket, now: float
+    ) -> Room | list[Action] | None:
+        """Where a streamed message (a pose, joints) goes: `member`'s room; else the answer (over its budget it
+        is dropped, before `hello` refused), or None when a greeted member is in no room (it is ignored)."""
+        if not budget.take(now):
+            return self._rate_limited(member, "pose_rate" if budget is member.pose_budget else "joints_rate", now)
+        if member.room is not None:
+            return member.room
+        if not member.greeted:
+            return self._invalid(member, ErrorCode.HELLO_REQUIRED, "send hello first", message, now)
+        return None
+
     def _on_pose(self, member: Member, message: Pose | PackedPose, now: float) -> list[Action]:
         self.stats.poses_in += 1
-        if not member.pose_budget.take(now):
-            return self._rate_limited(member, "pose_rate", now)
-        room = member.room
-        if room is None:
-            if not member.greeted:
-                return self._invalid(member, ErrorCode.HELLO_REQUIRED, "send hello first", message, now)
-            self.stats.poses_ignored += 1
-            return []
+        room = self._streamed_to(member, message, member.pose_budget, now)
+        if type(room) is not Room:
+            if room is None:
+                self.stats.poses_ignored += 1
+            return room or []
         if type(message) is PackedPose:  # binary: unit rotations and bounded positions by construction
             room.set_pose(member, None, message)
         else:
@@ -299,14 +310,11 @@ class Engine:
     def _on_joints(self, member: Member, message: Joints | PackedJoints, now: float) -> list[Action]:
         """Keep the sender's latest hand joints for the room's next joints tick (the same rules as a pose)."""
         self.stats.joints_in += 1
-        if not member.joints_budget.take(now):
-            return self._rate_limited(member, "joints_rate", now)
-        room = member.room
-        if room is None:
-            if not member.greeted:
-                return self._invalid(member, ErrorCode.HELLO_REQUIRED, "send hello first", message, now)
-            self.stats.joints_ignored += 1
-            return []
+        room = self._streamed_to(member, message, member.joints_budget, now)
+        if type(room) is not Room:
+            if room is None:
+                self.stats.joints_ignored += 1
+            return room or []
         if type(message) is PackedJoints:  # binary: unit rotations and bounded positions by construction
             room.set_joints(member, message)
             return []

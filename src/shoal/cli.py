@@ -114,6 +114,15 @@ def _check_store_url(ctx: click.Context, param: click.Parameter, url: str) -> st
     type=click.FloatRange(0.1, 240),
     help="Hz at which rooms relay hand joints (every round(tick rate / this)-th tick).",
 )
+@click.option(
+    "--read-pacing",
+    "read_pacing_ms",
+    envvar="SHOAL_READ_PACING",
+    default=ServerConfig().read_pacing * 1000,
+    type=click.FloatRange(0, 20),
+    help="Milliseconds: while busy, the event loop polls its sockets at most once per this window; fewer "
+    "wake-ups, up to this much added latency (0: off).",
+)
 @click.option("--name", "server_name", envvar="SHOAL_NAME", default="shoal", help="Server name shown to clients.")
 @click.option(
     "--max-members",
@@ -182,6 +191,7 @@ def serve(
     interest_radius: float,
     interest_far_every: int,
     joints_rate: float,
+    read_pacing_ms: float,
     server_name: str,
     max_members: int,
     max_message_bytes: int,
@@ -217,6 +227,7 @@ def serve(
         limits=limits,
         auth=auth_settings(),
         interest=Interest(interest_radius, interest_far_every) if interest_radius > 0 else None,
+        read_pacing=read_pacing_ms / 1000,
     )
     from shoal import tls  # imported late, like the server: --help needs neither
     from shoal.server import serve as run  # imported late: aiohttp is not needed for --help

@@ -24,6 +24,7 @@ from shoal.transport.connection import Connection
 from shoal.transport.frames import encode_frame
 from shoal.transport.heartbeat import Heartbeat
 from shoal.transport.inbound import deliver_directly
+from shoal.transport.pacing import ReadPacer
 from shoal.transport.upgrade import accept
 
 if TYPE_CHECKING:
@@ -51,8 +52,10 @@ def choose_codec(offered: str) -> Codec:
 class WebSocketTransport:
     """Connections on one aiohttp app, the engine they feed, and the tick loop that drives it."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, read_pacing: float = 0.0) -> None:
         self.engine = engine
+        self.pacer = ReadPacer(read_pacing)
+        """Fewer loop wake-ups under load, for up to `read_pacing` seconds of latency (see transport/pacing.py)."""
         self.persistence: Persistence | None = None
         self.access = AccessChecks(engine, self.perform)
         """Origin and token checks at the upgrade; hello tokens and room passwords after it."""
@@ -95,11 +98,13 @@ class WebSocketTransport:
         bound.info("connected", codec=codec.name)
         engine, access = self.engine, self.access
         heartbeat = Heartbeat(connection, limits.ping_interval)
+        message_arrived = self.pacer.message_arrived
 
         def receive(frame: bytes, binary: bool) -> None:
             """One data message: to the engine, and its actions out. A bug costs this connection only."""
             if connection.closing:  # the server is closing it: frames still in flight are dropped
                 return
+            message_arrived()
             if access._held and access.holding(member, frame, binary):  # its hello token is being checked
                 return
             now = time.time()
@@ -226,6 +231,7 @@ class WebSocketTransport:
         while True:
             self.tick(time.time())
             await asyncio.sleep(max(self._next_tick_at - time.time(), 0.0) + TIMER_SLACK)
+            await asyncio.sleep(0)  # timers run before the loop polls its sockets: let it read them first
 
     async def start(self, app: web.Application) -> None:
         self._ticker = asyncio.get_running_loop().create_task(self.run_ticker())

@@ -36,7 +36,7 @@ def create_app(config: ServerConfig | None = None) -> web.Application:
         interest=config.interest,
         auth_mode=config.auth.mode,
     )
-    transport = WebSocketTransport(engine)
+    transport = WebSocketTransport(engine, config.read_pacing)
     store = open_store(config.store_url, config.data_dir)
     persistence = Persistence(engine, store, StoreWriter(store), transport.perform)
     transport.persistence = persistence

@@ -42,6 +42,11 @@ them on its cached clock, so a sleep to the exact deadline wakes early, again an
 about ten wake-ups per tick. Under load, arriving messages run due ticks on time anyway (see `tick`)."""
 
 
+FLOODED_AFTER = 0.005
+"""Seconds past its deadline after which an arriving message runs the tick at once instead of after the
+round of reads it came in (see `WebSocketTransport.tick`)."""
+
+
 def choose_codec(offered: str) -> Codec:
     """The codec for a `Sec-WebSocket-Protocol` header: binary when offered, else JSON (also when the
     client offers none of ours, or nothing at all)."""
@@ -64,6 +69,8 @@ class WebSocketTransport:
         self._ticker: asyncio.Task[None] | None = None
         self._next_tick_at = 0.0
         """When `tick` must next run (seconds, wall clock)."""
+        self._tick_soon = False
+        """A due tick is scheduled to run once the loop has handled this round of reads."""
         self._accepting = True
 
     # ---- the WebSocket endpoint ------------------------------------------------------------------
@@ -99,12 +106,12 @@ class WebSocketTransport:
         engine, access = self.engine, self.access
         heartbeat = Heartbeat(connection, limits.ping_interval)
         message_arrived = self.pacer.message_arrived
+        loop = asyncio.get_running_loop()
 
         def receive(frame: bytes, binary: bool) -> None:
             """One data message: to the engine, and its actions out. A bug costs this connection only."""
             if connection.closing:  # the server is closing it: frames still in flight are dropped
                 return
-            message_arrived()
             if access._held and access.holding(member, frame, binary):  # its hello token is being checked
                 return
             now = time.time()
@@ -115,8 +122,13 @@ class WebSocketTransport:
             except Exception:
                 bound.exception("connection_failed")
                 connection.close(CloseCode.INTERNAL_ERROR, "internal error")
-            if now >= self._next_tick_at:  # the tick loop's timer is late: the loop is flooded (see `tick`)
-                self.tick(now)
+            if now >= self._next_tick_at:  # the timer is late: the loop is busy (see `tick`)
+                if now - self._next_tick_at > FLOODED_AFTER:
+                    self.tick(now)
+                elif not self._tick_soon:
+                    self._tick_soon = True
+                    loop.call_soon(self._tick_after_reads)
+            message_arrived()  # after the tick: the pacer's pause must not delay it
 
         # From here data messages arrive in `receive` straight from the socket's read callback; the
         # loop below gets them only if this aiohttp does not allow that (see transport/inbound.py).
@@ -213,10 +225,11 @@ class WebSocketTransport:
     def tick(self, now: float) -> None:
         """Tick the rooms that are due and remember the next deadline. A failing tick is logged, not fatal.
 
-        The tick loop calls this at each deadline, and so does every arriving message once the deadline has
-        passed: with thousands of busy sockets, libuv (uvloop) polls up to 48 rounds of 1,024 ready sockets
-        before it runs a timer, so the loop's own wake-up can come a second late; the messages keep the
-        ticks on time instead.
+        The tick loop calls this at each deadline (after the loop has read its sockets), and so does the
+        first message read after a deadline, once the loop has handled that round of reads, so that the tick
+        holds every pose read with it. With thousands of busy sockets libuv (uvloop) polls up to 48 rounds of
+        1,024 ready sockets before it runs a timer or a callback, so both can come a second late: a message
+        that finds the tick more than `FLOODED_AFTER` late runs it at once.
         """
         try:
             actions, self._next_tick_at = self.engine.tick(now)
@@ -225,6 +238,11 @@ class WebSocketTransport:
         except Exception:
             log.exception("tick_failed")
             self._next_tick_at = now + 0.05
+
+    def _tick_after_reads(self) -> None:
+        """The due tick an arriving message found, run after every message read in the same pass."""
+        self._tick_soon = False
+        self.tick(time.time())
 
     async def run_ticker(self) -> None:
         """Tick the engine at each room's deadline, forever."""

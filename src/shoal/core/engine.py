@@ -276,12 +276,18 @@ class Engine:
     # ---- message handlers ------------------------------------------------------------------------
 
     def _streamed_to(
-        self, member: Member, message: Pose | PackedPose | Joints | PackedJoints, budget: TokenBucket, now: float
+        self,
+        member: Member,
+        message: Pose | PackedPose | Joints | PackedJoints,
+        budget: TokenBucket,
+        limit: str,
+        now: float,
     ) -> Room | list[Action] | None:
-        """Where a streamed message (a pose, joints) goes: `member`'s room; else the answer (over its budget it
-        is dropped, before `hello` refused), or None when a greeted member is in no room (it is ignored)."""
+        """Where a streamed message (a pose, joints) goes: `member`'s room; else the answer (over `budget` it is
+        dropped and counted under `limit`, before `hello` refused), or None when a greeted member is in no room
+        (it is ignored)."""
         if not budget.take(now):
-            return self._rate_limited(member, "pose_rate" if budget is member.pose_budget else "joints_rate", now)
+            return self._rate_limited(member, limit, now)
         if member.room is not None:
             return member.room
         if not member.greeted:
@@ -290,7 +296,7 @@ class Engine:
 
     def _on_pose(self, member: Member, message: Pose | PackedPose, now: float) -> list[Action]:
         self.stats.poses_in += 1
-        room = self._streamed_to(member, message, member.pose_budget, now)
+        room = self._streamed_to(member, message, member.pose_budget, "pose_rate", now)
         if type(room) is not Room:
             if room is None:
                 self.stats.poses_ignored += 1
@@ -310,7 +316,7 @@ class Engine:
     def _on_joints(self, member: Member, message: Joints | PackedJoints, now: float) -> list[Action]:
         """Keep the sender's latest hand joints for the room's next joints tick (the same rules as a pose)."""
         self.stats.joints_in += 1
-        room = self._streamed_to(member, message, member.joints_budget, now)
+        room = self._streamed_to(member, message, member.joints_budget, "joints_rate", now)
         if type(room) is not Room:
             if room is None:
                 self.stats.joints_ignored += 1

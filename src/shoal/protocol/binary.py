@@ -261,13 +261,11 @@ def decode_body(frame: bytes, offset: int, flags: int) -> tuple[Transform, Trans
     head = Transform(base, unpack_quaternion(*_QUAT.unpack_from(frame, offset)))
     offset += 6
     hands: list[Transform | None] = []
-    for present, wide in ((LEFT, LEFT_WIDE), (RIGHT, RIGHT_WIDE)):
-        if not flags & present:
-            if flags & wide:
-                raise BinaryFormatError("a wide flag is set for an absent hand")
+    for wide in hand_forms(flags, (LEFT, LEFT_WIDE), (RIGHT, RIGHT_WIDE)):
+        if wide is None:
             hands.append(None)
             continue
-        if flags & wide:
+        if wide:
             pos = _wide_position(frame, offset)
             offset += 24
         else:
@@ -277,6 +275,20 @@ def decode_body(frame: bytes, offset: int, flags: int) -> tuple[Transform, Trans
         hands.append(Transform(pos, unpack_quaternion(*_QUAT.unpack_from(frame, offset))))
         offset += 6
     return head, hands[0], hands[1], offset
+
+
+def hand_forms(flags: int, *hands: tuple[int, int]) -> list[bool | None]:
+    """For each hand's (present, wide) bits in `flags`: None when it is absent, else whether it is in the wide
+    form. Raises BinaryFormatError for a wide bit on an absent hand. Poses and joints share this rule."""
+    forms: list[bool | None] = []
+    for present, wide in hands:
+        if flags & present:
+            forms.append(bool(flags & wide))
+        elif flags & wide:
+            raise BinaryFormatError("a wide flag is set for an absent hand")
+        else:
+            forms.append(None)
+    return forms
 
 
 def _wide_position(frame: bytes, offset: int) -> tuple[float, float, float]:

@@ -25,6 +25,7 @@ from shoal.protocol.binary import (
     _head_steps,
     _tick_flags_and_tail,
     _wide_position,
+    hand_forms,
     is_unit_quaternion,
     pack_quaternion,
     unpack_quaternion,
@@ -191,20 +192,23 @@ def decode_hands(frame: bytes, offset: int) -> tuple[list[Joint] | None, list[Jo
     """Left, right (None: not tracked) and the offset after them, from the flags byte at `offset`.
 
     Raises BinaryFormatError (or struct.error / IndexError when the frame is too short)."""
-    flags = frame[offset]
-    if flags & RESERVED_HAND_FLAGS:
-        raise BinaryFormatError(f"reserved hand flags set: {flags:#04x}")
+    forms = _hand_forms(frame[offset])
     offset += 1
     hands: list[list[Joint] | None] = []
-    for present, wide in ((LEFT, LEFT_WIDE), (RIGHT, RIGHT_WIDE)):
-        if not flags & present:
-            if flags & wide:
-                raise BinaryFormatError("a wide flag is set for an absent hand")
+    for wide in forms:
+        if wide is None:
             hands.append(None)
             continue
-        hand, offset = _decode_hand(frame, offset, bool(flags & wide))
+        hand, offset = _decode_hand(frame, offset, wide)
         hands.append(hand)
     return hands[0], hands[1], offset
+
+
+def _hand_forms(flags: int) -> list[bool | None]:
+    """Left's and right's form from a hand flags byte (see `binary.hand_forms`); raises BinaryFormatError."""
+    if flags & RESERVED_HAND_FLAGS:
+        raise BinaryFormatError(f"reserved hand flags set: {flags:#04x}")
+    return hand_forms(flags, (LEFT, LEFT_WIDE), (RIGHT, RIGHT_WIDE))
 
 
 class PackedJoints:
@@ -233,19 +237,14 @@ def pack_joints(frame: bytes) -> PackedJoints:
     Raises BinaryFormatError."""
     if len(frame) < 2:
         raise BinaryFormatError("the joints frame is truncated")
-    flags = frame[1]
-    if flags & RESERVED_HAND_FLAGS:
-        raise BinaryFormatError(f"reserved hand flags set: {flags:#04x}")
     offset = 2
-    for present, wide in ((LEFT, LEFT_WIDE), (RIGHT, RIGHT_WIDE)):
-        if not flags & present:
-            if flags & wide:
-                raise BinaryFormatError("a wide flag is set for an absent hand")
+    for wide in _hand_forms(frame[1]):
+        if wide is None:
             continue
-        layout, first = (_WIDE_HAND, 3) if flags & wide else (_HAND, 6)
+        layout, first = (_WIDE_HAND, 3) if wide else (_HAND, 6)
         if len(frame) < offset + layout.size:
             raise BinaryFormatError("the joints frame is truncated")
-        if flags & wide:
+        if wide:
             _wide_position(frame, offset)  # finite and within +-10 km
         words = layout.unpack_from(frame, offset)
         if not all(map(is_unit_quaternion, words[first::6], words[first + 1 :: 6], words[first + 2 :: 6])):

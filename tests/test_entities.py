@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shoal.core.actions import AckWhenDurable, Action, LoadRoom, PersistEntity, PersistRoom
+from shoal.core.actions import AckWhenDurable, Action, LoadRoom, PersistEntity, PersistPosition, PersistRoom
 from shoal.core.engine import Engine
 from shoal.core.limits import Limits
 from shoal.core.member import Member
@@ -265,6 +265,26 @@ def test_persistent_changes_become_persist_actions_and_durable_acks() -> None:
     assert actions[2].seq == 3  # type: ignore[union-attr]
     actions = engine.receive(ann, b'{"type":"entity_delete","id":"k"}', START)
     assert [(type(a), getattr(a, "data", "x")) for a in actions] == [(PersistEntity, None)]
+
+
+def test_a_moving_members_position_is_stored_once_per_interval_and_when_it_leaves() -> None:
+    engine = store_backed_engine(position_interval=5.0)
+    ann = greet(engine, "Ann")
+    engine.receive(ann, b'{"type":"join","room":"lobby"}', START)
+    engine.room_loaded("lobby", [], START)
+
+    def positions_after_pose(at: float, x: float) -> list[Action]:
+        pose = b'{"type":"pose","head":{"pos":[%g,1.6,0],"rot":[0,0,0,1]}}' % x
+        return [a for a in engine.receive(ann, pose, at) if type(a) is PersistPosition]
+
+    (first,) = positions_after_pose(START, 1.0)
+    assert (first.room, first.user, first.at) == ("lobby", "guest:Ann", START)
+    assert b"[1.0,1.6,0.0]" in first.data
+    assert [positions_after_pose(START + 0.05 * step, 2.0) for step in range(1, 99)] == [[]] * 98  # within 5 s
+    (second,) = positions_after_pose(START + 5.0, 3.0)
+    assert b"[3.0,1.6,0.0]" in second.data
+    left = [a for a in engine.receive(ann, b'{"type":"leave"}', START + 5.5) if type(a) is PersistPosition]
+    assert [action.at for action in left] == [START + 5.5]  # the last pose, whatever the interval
 
 
 def test_stored_rooms_quota_refuses_a_persistent_entity_in_one_more_room() -> None:

@@ -350,21 +350,20 @@ def _check_timestamp(t: float) -> None:
         raise BinaryFormatError(f"t = {t} is not a timestamp within +-1e15 ms")
 
 
-class PackedPose:
+class PackedPose(msgspec.Struct, gc=False):
     """A client pose frame that passed validation, kept as its bytes.
 
     The server relays these bytes to binary members as they are and decodes the floats only when
     something needs them (JSON members, snapshots, the interest grid, the stored last position), so in
-    a binary room a pose costs one struct unpack and a few integer checks.
+    a binary room a pose costs one struct unpack and a few integer checks. A Struct, not a class with
+    `__init__`: one is made per incoming pose, and msgspec builds it without running Python code.
     """
 
-    __slots__ = ("_pose", "frame", "t")
-
-    def __init__(self, frame: bytes, t: float | None, pose: Pose | None = None) -> None:
-        self.frame = frame
-        self.t = t
-        """The sender's timestamp (ms), if the frame has one."""
-        self._pose = pose
+    frame: bytes
+    t: float | None
+    """The sender's timestamp (ms), if the frame has one."""
+    decoded: Pose | None = None
+    """The floats, when validation had to decode them anyway (an uncommon layout)."""
 
     def head_position(self) -> tuple[float, float, float]:
         """The head position alone (what the interest grid needs), without decoding the rest."""
@@ -378,7 +377,7 @@ class PackedPose:
 
     def unpack(self, member_id: int) -> MemberPose:
         """The pose as floats, stamped with its sender's id (rotations come out unit length)."""
-        pose = self._pose if self._pose is not None else decode_pose(self.frame)
+        pose = self.decoded if self.decoded is not None else decode_pose(self.frame)
         return MemberPose(id=member_id, head=pose.head, left=pose.left, right=pose.right, t=pose.t)
 
 
@@ -387,9 +386,14 @@ def pack_pose(frame: bytes) -> PackedPose:
     when it has the common layout (compact head, both hands near it, `t`); raises BinaryFormatError."""
     if len(frame) == _FULL_POSE.size and frame[1] == _FULL_POSE_FLAGS:
         t, h1, h2, h3, l1, l2, l3, r1, r2, r3 = _FULL_POSE_CHECK.unpack(frame)
-        _check_timestamp(t)
-        if is_unit_quaternion(h1, h2, h3) and is_unit_quaternion(l1, l2, l3) and is_unit_quaternion(r1, r2, r3):
+        if (
+            -MAX_TIMESTAMP <= t <= MAX_TIMESTAMP  # also refuses NaN
+            and is_unit_quaternion(h1, h2, h3)
+            and is_unit_quaternion(l1, l2, l3)
+            and is_unit_quaternion(r1, r2, r3)
+        ):
             return PackedPose(frame, t)
+        _check_timestamp(t)  # says which check failed
         raise BinaryFormatError("rotation is not a unit quaternion")
     pose = decode_pose(frame)
     return PackedPose(frame, pose.t, pose)

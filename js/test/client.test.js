@@ -450,6 +450,128 @@ describe('hand joints', () => {
     again.deliver({ type: 'joined', room: 'plaza', id: 11, tick_rate: 20, seq: 1, members });
     assert.equal(client.members.get(2).joints, undefined);
     assert.deepEqual(events, [[2, { id: 2 }]]);
+    assert.equal(client.remoteJoints(2), null, 'nor are they drawn: what was buffered before the drop is stale');
+    again.deliver(tick(2, { t: client.serverNow() - 5000, joints: [{ id: 2, right: hand(2) }] }));
+    assert.deepEqual(client.remoteJoints(2), { right: hand(2) }, 'the next joints show, whatever their time');
+  });
+});
+
+describe('interpolated hand joints (remoteJoints)', () => {
+  /** 25 joints from the wrist at (x, y, -0.3), each turned by `rot`. */
+  const hand = (x, y = 1, rot = [0, 0, 0, 1]) => Array.from({ length: 25 }, (_, i) => [x, y + i / 100, -0.3, ...rot]);
+  const YAW_90 = [0, Math.SQRT1_2, 0, Math.SQRT1_2];
+  const YAW_45 = [0, Math.sin(Math.PI / 8), 0, Math.cos(Math.PI / 8)];
+  const BOB = { id: 2, name: 'Bob', color: '#4363d8' };
+  const CY = { id: 3, name: 'Cy', color: '#f58231' };
+  const tick = (seq, t, extra) => ({ type: 'tick', seq, t, poses: [], ...extra });
+  const close = (actual, expected, what) =>
+    actual.forEach((value, i) => assert.ok(Math.abs(value - expected[i]) < 1e-9, `${what}: ${actual} != ${expected}`));
+
+  test('null for a member that has sent no joints, and for an unknown id', async () => {
+    const { client, socket } = await joinedClient('lobby', [BOB, CY]);
+    assert.equal(client.remoteJoints(2), null);
+    assert.equal(client.remoteJoints(99), null);
+    socket.deliver(tick(1, client.serverNow(), { joints: [{ id: 3 }] })); // hands gone that we never saw
+    assert.equal(client.remoteJoints(3), null);
+  });
+
+  test('between two joints ticks: positions lerped, rotations slerped, at the moment remotePose shows', async () => {
+    const { client, socket } = await joinedClient('lobby', [BOB], [], { limits: { joints_relay_rate: 10 } });
+    const t = client.serverNow();
+    socket.deliver({ ...tick(1, t - 200, { joints: [{ id: 2, left: hand(0, 1), right: hand(1, 1) }] }) });
+    socket.deliver(tick(2, t - 150, { poses: [{ id: 2, head: { pos: [0, 1.6, 0], rot: [0, 0, 0, 1] } }] }));
+    socket.deliver(tick(3, t - 100, { joints: [{ id: 2, left: hand(0.2, 1.4, YAW_90), right: hand(1, 1) }] }));
+    socket.deliver(tick(4, t - 50, { poses: [{ id: 2, head: { pos: [1, 1.6, 0], rot: [0, 0, 0, 1] } }] }));
+
+    const at = t - 50; // renders t - 150: halfway between the joints ticks, and the pose tick itself
+    const joints = client.remoteJoints(2, at);
+    assert.deepEqual(Object.keys(joints).sort(), ['left', 'right']);
+    assert.equal(joints.left.length, 25);
+    joints.left.forEach((joint, i) => {
+      close(joint.slice(0, 3), [0.1, 1.2 + i / 100, -0.3], `left joint ${i}`);
+      close(joint.slice(3), YAW_45, `left joint ${i} rotation`);
+    });
+    close(joints.right[24], hand(1, 1)[24], 'the right hand did not move');
+    close(client.remotePose(2, at).head.pos, [0, 1.6, 0], 'the pose at the same moment');
+
+    const quarter = client.remoteJoints(2, t - 75).left[0]; // renders t - 175: a quarter of the way
+    close(quarter, [0.05, 1.1, -0.3, 0, Math.sin(Math.PI / 16), 0, Math.cos(Math.PI / 16)], 'a quarter');
+    // past the last joints tick: the newest, as received, the same object every frame while the hands rest
+    const latest = client.remoteJoints(2, t + 500);
+    assert.deepEqual(latest, { left: hand(0.2, 1.4, YAW_90), right: hand(1, 1) });
+    assert.equal(client.remoteJoints(2, t + 510), latest);
+  });
+
+  test('the joints ticks are expected at the joints relay rate, not the tick rate', async () => {
+    const { client, socket } = await joinedClient('lobby', [BOB], [], { limits: { joints_relay_rate: 5 } });
+    const t = client.serverNow();
+    socket.deliver(tick(1, t - 400, { joints: [{ id: 2, left: hand(0) }] }));
+    socket.deliver(tick(2, t - 200, { joints: [{ id: 2, left: hand(1) }] })); // one relay interval (200 ms) later
+    // renders t - 300: halfway, not held still as a 200 ms gap at the 50 ms tick interval would be
+    close(client.remoteJoints(2, t - 200).left[0], [0.5, 1, -0.3, 0, 0, 0, 1], 'the wrist halfway');
+  });
+
+  test('an empty joints message hides the hands once the rendered moment reaches it; the joints event is at once', async () => {
+    const { client, socket } = await joinedClient('lobby', [BOB]);
+    const events = [];
+    client.on('joints', ({ joints }) => events.push(joints));
+    const t = client.serverNow();
+    socket.deliver(tick(1, t - 200, { joints: [{ id: 2, left: hand(0), right: hand(1) }] }));
+    socket.deliver(tick(2, t - 100, { joints: [{ id: 2, left: null, right: null }] }));
+    assert.deepEqual(events.at(-1), { id: 2 }, 'the event still says it as it arrives');
+    assert.deepEqual(client.remoteJoints(2, t - 100), { left: hand(0), right: hand(1) }, 'renders t - 200: shown');
+    assert.deepEqual(client.remoteJoints(2, t - 50), {}, 'renders t - 150: gone');
+    assert.deepEqual(client.remoteJoints(2, t + 1000), {});
+    // a hand tracked again appears at once (renders t - 50, halfway from no hands), without blending from nowhere
+    socket.deliver(tick(3, t, { joints: [{ id: 2, right: hand(2) }] }));
+    assert.deepEqual(client.remoteJoints(2, t + 50), { right: hand(2) });
+  });
+
+  test('a full tick that does not list a member hides its hands the same way', async () => {
+    const { client, socket } = await joinedClient('lobby', [BOB, CY]);
+    const t = client.serverNow();
+    socket.deliver(
+      tick(1, t - 200, {
+        joints: [
+          { id: 2, left: hand(0) },
+          { id: 3, left: hand(1) },
+        ],
+      }),
+    );
+    socket.deliver(tick(2, t - 100, { full: true, joints: [{ id: 3, left: hand(1) }] }));
+    assert.deepEqual(client.remoteJoints(2, t + 1000), {});
+    assert.deepEqual(client.remoteJoints(3, t + 1000), { left: hand(1) });
+  });
+
+  test('our own joints are not buffered', async () => {
+    const { client, socket } = await joinedClient('lobby', [BOB]);
+    socket.deliver(tick(1, client.serverNow(), { joints: [{ id: 1, left: hand(0) }] }));
+    assert.equal(client.remoteJoints(1), null);
+  });
+
+  test('a member leaving takes its buffered joints along; so does our leaving the room', async () => {
+    const { client, socket } = await joinedClient('lobby', [BOB, CY]);
+    const t = client.serverNow();
+    socket.deliver(
+      tick(1, t - 100, {
+        joints: [
+          { id: 2, left: hand(0) },
+          { id: 3, right: hand(1) },
+        ],
+      }),
+    );
+    assert.ok(client.remoteJoints(2)?.left);
+    socket.deliver({ type: 'member_left', room: 'lobby', id: 2 });
+    assert.equal(client.remoteJoints(2), null);
+    assert.ok(client.remoteJoints(3)?.right, 'the others stay');
+    // Bob comes back: nothing of his old hands lingers
+    socket.deliver({ type: 'member_joined', room: 'lobby', member: BOB });
+    assert.equal(client.remoteJoints(2), null);
+
+    const leaving = client.leave();
+    socket.deliver({ type: 'left', room: 'lobby' });
+    await leaving;
+    assert.equal(client.remoteJoints(3), null);
   });
 });
 

@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 
 import {
   InterpolationBuffer,
+  lerpJoints,
   lerpPose,
   lerpTransform,
   lerpVector,
@@ -58,6 +59,67 @@ describe('vector and quaternion blending', () => {
     assertClose(out.head.pos, [0.5, 1.6, 0]);
     assert.equal(out.left, undefined);
     assert.deepEqual(out.right, hand);
+  });
+});
+
+describe('hand joints blending', () => {
+  /** 25 joints `[x, y, z, qx, qy, qz, qw]`, joint i at (x + i / 100, y, 0), all turned by `rot`. */
+  const hand = (x, y = 1, rot = IDENTITY) => Array.from({ length: 25 }, (_, i) => [x + i / 100, y, 0, ...rot]);
+  const YAW_45 = [0, Math.sin(Math.PI / 8), 0, Math.cos(Math.PI / 8)];
+
+  test('lerpJoints puts every joint at the midpoint, its rotation slerped', () => {
+    const a = { left: hand(0, 1), right: hand(1, 1) };
+    const b = { left: hand(0.2, 1.4, YAW_90), right: hand(1, 2, YAW_90) };
+    const out = lerpJoints(a, b, 0.5);
+    assert.deepEqual(Object.keys(out).sort(), ['left', 'right']);
+    for (const [side, x, y] of [
+      ['left', 0.1, 1.2],
+      ['right', 1, 1.5],
+    ]) {
+      assert.equal(out[side].length, 25);
+      out[side].forEach((joint, i) => {
+        assert.equal(joint.length, 7);
+        assertClose(joint.slice(0, 3), [x + i / 100, y, 0], 1e-12);
+        assertClose(joint.slice(3), YAW_45, 1e-12); // halfway to a 90 degree yaw: 45, not a normalised lerp's guess
+      });
+    }
+    // a quarter of the way: a quarter of the distance and of the angle
+    const quarter = lerpJoints(a, b, 0.25).left[3];
+    assertClose(quarter.slice(0, 3), [0.05 + 0.03, 1.1, 0], 1e-12);
+    assertClose(quarter.slice(3), [0, Math.sin(Math.PI / 16), 0, Math.cos(Math.PI / 16)], 1e-12);
+  });
+
+  test('lerpJoints takes the short way round when one rotation is negated', () => {
+    const flipped = YAW_90.map((value) => -value);
+    const out = lerpJoints({ right: hand(0) }, { right: hand(0, 1, flipped) }, 0.5);
+    for (const joint of out.right) assertClose(joint.slice(3), YAW_45, 1e-12);
+  });
+
+  test('lerpJoints shows a hand that appears at once and drops a hand that is lost', () => {
+    const a = { left: hand(0) };
+    const b = { right: hand(1) };
+    const out = lerpJoints(a, b, 0.1);
+    assert.equal(out.left, undefined, 'missing from the newer snapshot: dropped');
+    assert.equal(out.right, b.right, 'only in the newer snapshot: shown as it is, not blended from nowhere');
+    assert.deepEqual(lerpJoints(a, {}, 0.01), {}, 'no hands any more: nothing to draw');
+  });
+
+  test('lerpJoints leaves its inputs alone', () => {
+    const a = { left: hand(0) };
+    const b = { left: hand(1, 2, YAW_90) };
+    const copies = structuredClone([a, b]);
+    lerpJoints(a, b, 0.5);
+    assert.deepEqual([a, b], copies);
+  });
+
+  test('an InterpolationBuffer of joints samples them between two snapshots', () => {
+    const buffer = new InterpolationBuffer({ delay: 100, interval: 100, interpolate: lerpJoints });
+    buffer.push(1000, { left: hand(0) });
+    buffer.push(1100, { left: hand(1, 1, YAW_90) });
+    const wrist = buffer.sample(1150).left[0]; // renders 1050: halfway
+    assertClose(wrist, [0.5, 1, 0, ...YAW_45], 1e-12);
+    buffer.push(1200, {});
+    assert.deepEqual(buffer.sample(1250), {}, 'the hands are gone once the rendered moment passes the last hands');
   });
 });
 

@@ -9,8 +9,10 @@ import {
   InterpolationBuffer,
   ShoalClient,
   ShoalError,
+  lerpJoints,
   lerpPose,
   type Entity,
+  type Hands,
   type Joint,
   type Pose,
   type Profile,
@@ -52,6 +54,15 @@ export async function example(): Promise<void> {
     const wrist: Joint | undefined = joints.left?.[0];
     console.log(member.joints?.right?.length ?? 0, wrist?.[1], time);
   });
+  // each frame: the joints at the moment the poses show, so the fingers stay on the interpolated hands
+  for (const id of client.members.keys()) {
+    const hands: Hands | null = client.remoteJoints(id, client.serverNow());
+    const wrist: Joint | undefined = hands?.right?.[0];
+    console.log(hands?.left?.length ?? 0, wrist?.[6]);
+  }
+  const halfway: Hands = lerpJoints({ left: hand }, { left: hand, right: hand }, 0.5);
+  const jointsBuffer = new InterpolationBuffer<Hands>({ interval: 1000 / client.jointsRate, interpolate: lerpJoints });
+  jointsBuffer.push(client.serverNow(), halfway);
 
   const id: string = await client.createEntity({
     kind: 'cube',

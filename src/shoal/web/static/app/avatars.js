@@ -1,6 +1,7 @@
 // Remote avatars: a head whose visor shows where it faces, a name tag with the member's profile picture above
 // it, a body that turns with the head, and two hands (or, while hand tracking, the hands' joints), all in the
-// member's colour. Poses come from the SDK, interpolated ~100 ms behind; joints as they arrive.
+// member's colour. Poses and joints come from the SDK, both interpolated ~100 ms behind, at the same moment, so the
+// fingers stay on the hands.
 import * as THREE from 'three';
 
 import { JointSpheres } from './joints.js';
@@ -42,6 +43,8 @@ export class AvatarView {
     this.root.add(this.hands.left, this.hands.right);
     this.joints = new JointSpheres(skin);
     this.root.add(this.joints.mesh);
+    /** The joints drawn (`client.remoteJoints`): an unchanged object is not drawn again. */
+    this.drawnJoints = null;
 
     this.tag = nameTag(member.name, member.color);
     this.tagAspect = this.tag.scale.x / this.tag.scale.y;
@@ -89,10 +92,16 @@ export class AvatarView {
     return true;
   }
 
-  /** Show the member's hand joints (`{left?, right?}`; neither hides them). A hand with joints shows no mitten. */
+  /**
+   * Show the member's hand joints (`{left?, right?}`; null or neither hand hides them). A hand with joints shows no
+   * mitten. True if anything changed: the SDK hands back the same object while the hands rest.
+   */
   showJoints(joints) {
+    if (joints === this.drawnJoints) return false;
+    this.drawnJoints = joints;
     this.joints.show(joints);
     for (const side of ['left', 'right']) this.hands[side].visible = this.showsHand(side);
+    return true;
   }
 
   /** The mitten of `side` shows while the pose has that hand and its joints are not drawn instead. */
@@ -284,12 +293,6 @@ export class Avatars {
     this.views = new Map();
     client.on('member_joined', ({ member }) => this.add(member));
     client.on('member_left', ({ member }) => this.remove(member.id));
-    client.on('joints', ({ member, joints }) => {
-      const view = this.views.get(member.id);
-      if (!view) return;
-      view.showJoints(joints);
-      this.invalidate();
-    });
   }
 
   add(member) {
@@ -309,11 +312,17 @@ export class Avatars {
     this.invalidate();
   }
 
-  /** Once per frame: move every avatar to its interpolated pose, as seen from `viewer`. True if any moved. */
+  /**
+   * Once per frame: move every avatar to its interpolated pose and hand joints (at the same moment), as seen from
+   * `viewer`. True if any moved.
+   */
   update(viewer) {
     const now = this.client.serverNow();
     let moved = false;
-    for (const view of this.views.values()) moved = view.update(this.client.remotePose(view.id, now), viewer) || moved;
+    for (const view of this.views.values()) {
+      moved = view.update(this.client.remotePose(view.id, now), viewer) || moved;
+      moved = view.showJoints(this.client.remoteJoints(view.id, now)) || moved;
+    }
     return moved;
   }
 }

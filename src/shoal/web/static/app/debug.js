@@ -69,8 +69,9 @@ export function exposeDebugHook({ room, client: latestClient, account, camera, r
         imageState: view.imageState,
       })),
     /**
-     * Every remote member's hand joints as drawn: whether the spheres show (`visible`: the avatar shows and a hand
-     * is tracked), how many (`count`: 25 per tracked hand) and each hand's wrist position (null when untracked).
+     * Every remote member's hand joints as drawn this frame (interpolated, at the same moment as the avatar): whether
+     * the spheres show (`visible`: the avatar shows and a hand is tracked), how many (`count`: 25 per tracked hand)
+     * and each hand's wrist position as drawn (null when untracked).
      */
     joints: () =>
       avatarViews().map((view) => ({

@@ -1,5 +1,6 @@
 // Hand tracking: our tracked hands' 25 joints go to the room at the joints rate (read in the XR frame by
-// xr.js), and every other member's joints are drawn as small spheres in their colour.
+// xr.js), and every other member's joints are drawn as small spheres in their colour, every frame where the SDK
+// interpolates them (`client.remoteJoints`, the same moment as the avatar's pose; see avatars.js).
 import * as THREE from 'three';
 
 import { HAND_JOINTS } from 'shoal';
@@ -86,18 +87,20 @@ export class JointSpheres {
     this.mesh.visible = false;
     // the spheres move every update: bounds computed once would cull them where they no longer are
     this.mesh.frustumCulled = false;
-    /** The hands shown: `{left?, right?}` as received. */
-    this.hands = {};
+    /** The hands shown: `{left, right}`, each the joints drawn (interpolated) or null. */
+    this.hands = { left: null, right: null };
   }
 
-  /** Show `joints` (`{left?, right?}`, each 25 `[x, y, z, qx, qy, qz, qw]`); neither hand hides the spheres. */
+  /**
+   * Show `joints` (`{left?, right?}`, each 25 `[x, y, z, qx, qy, qz, qw]`); null or neither hand hides the spheres.
+   * Called every frame while the hands move: it allocates nothing.
+   */
   show(joints) {
-    this.hands = {};
     let count = 0;
     for (const side of SIDES) {
-      const hand = joints[side];
-      if (!hand) continue;
+      const hand = joints?.[side] ?? null;
       this.hands[side] = hand;
+      if (!hand) continue;
       for (const joint of hand) {
         _position.fromArray(joint, 0);
         _rotation.fromArray(joint, 3);

@@ -6,7 +6,8 @@
  * little in the past (`delay`, 100 ms by default), interpolating between the two snapshots around that
  * moment. Times are server milliseconds (a tick's `t`), so network jitter does not distort the motion.
  *
- * Values are plain arrays: positions and scales `[x, y, z]`, rotations as quaternions `[x, y, z, w]`.
+ * Values are plain arrays: positions and scales `[x, y, z]`, rotations as quaternions `[x, y, z, w]`, hand joints
+ * `[x, y, z, qx, qy, qz, qw]`.
  */
 
 /** Linear interpolation of two equal-length number arrays. */
@@ -60,13 +61,38 @@ export function lerpPose(a, b, t) {
   return out;
 }
 
+/**
+ * Interpolate two hands' joints `{left?, right?}` (each 25 joints `[x, y, z, qx, qy, qz, qw]`): per joint the
+ * position is lerped and the rotation slerped. As in `lerpPose`, a hand present only in `b` appears at once and a
+ * hand missing from `b` (tracking lost) is dropped, so `b` without hands gives `{}`.
+ * @returns {{left?: number[][], right?: number[][]}}
+ */
+export function lerpJoints(a, b, t) {
+  const out = {};
+  for (const hand of ['left', 'right']) {
+    if (b[hand]) out[hand] = a[hand] ? lerpHand(a[hand], b[hand], t) : b[hand];
+  }
+  return out;
+}
+
+/** One hand's joints blended joint by joint (both hands have the same joints, in the same order). */
+function lerpHand(a, b, t) {
+  return a.map((from, i) => {
+    const to = b[i];
+    const joint = lerpVector(from, to, t); // the position; the rotation's slots are overwritten below
+    const rotation = slerpQuaternion(from.slice(3), to.slice(3), t);
+    for (let k = 0; k < 4; k += 1) joint[3 + k] = rotation[k];
+    return joint;
+  });
+}
+
 export class InterpolationBuffer {
   /**
    * @param {object} [options]
    * @param {number} [options.delay] how far in the past to render, in ms (default 100: two 20 Hz ticks).
    * @param {number} [options.interval] the expected time between snapshots in ms (default 50, the tick interval).
    * @param {(a: any, b: any, t: number) => any} [options.interpolate] blends two values (default `lerpTransform`;
-   *   use `lerpPose` for avatar poses).
+   *   use `lerpPose` for avatar poses, `lerpJoints` for hand joints).
    * @param {number} [options.capacity] snapshots kept at most (default 32).
    */
   constructor({ delay = 100, interval = 50, interpolate = lerpTransform, capacity = 32 } = {}) {

@@ -46,6 +46,12 @@ export interface MemberJoints {
   right?: Joint[];
 }
 
+/** Tracked hands' joints to draw (`remoteJoints`, `lerpJoints`): each hand 25 joints, absent when not tracked. */
+export interface Hands {
+  left?: Joint[];
+  right?: Joint[];
+}
+
 /** Who a member is, as the server says (fields that do not apply are absent). */
 export interface Presence {
   id: number;
@@ -65,7 +71,7 @@ export interface Presence {
 export interface Member extends Presence {
   /** The latest pose received (not interpolated); absent until the member sends one. */
   pose?: MemberPose;
-  /** The latest hand joints received, while at least one of the member's hands is tracked. */
+  /** The latest hand joints received (not interpolated: draw `remoteJoints`), while a hand is tracked. */
   joints?: MemberJoints;
 }
 
@@ -209,7 +215,10 @@ export interface ShoalEvents {
   /** A member's role, mute or name changed (`member` is updated in place; `previous` is a copy from before). */
   member_updated: { member: Member; previous: Member };
   pose: { member: Member; pose: MemberPose; time: number };
-  /** A member's hand joints changed; `joints` without `left` and `right`: its hands are no longer tracked. */
+  /**
+   * A member's hand joints changed, as they arrive (`time`: the tick's server time); `joints` without `left` and
+   * `right`: its hands are no longer tracked. To draw hands in step with `remotePose`, use `remoteJoints`.
+   */
   joints: { member: Member; joints: MemberJoints; time: number };
   tick: Tick;
   message: AppMessage;
@@ -350,6 +359,12 @@ export declare class ShoalClient extends Emitter<ShoalEvents> {
   /** Member `id`'s pose interpolated `interpolationDelay` behind server time `at`. */
   remotePose(id: number, at?: number): Pose | null;
   /**
+   * Member `id`'s hand joints interpolated at the same moment as `remotePose(id, at)` (positions lerped, rotations
+   * slerped); a hand no longer tracked (or an empty joints message) is absent once that moment reaches it. Null if
+   * the member has sent no joints.
+   */
+  remoteJoints(id: number, at?: number): Hands | null;
+  /**
    * Send this member's hand joints, at most `jointsRate` a second (the latest wins; the same joints twice in a row
    * go once); `{}` once when no hand is tracked any more. False when not in a room. Throws TypeError or
    * RangeError for joints the server would refuse.
@@ -427,6 +442,8 @@ export declare function lerpVector<V extends number[]>(a: V, b: V, t: number): V
 export declare function slerpQuaternion(a: Quat, b: Quat, t: number): Quat;
 export declare function lerpTransform<T extends EntityTransform>(a: T, b: T, t: number): EntityTransform;
 export declare function lerpPose(a: Pose, b: Pose, t: number): Pose;
+/** Per joint: position lerped, rotation slerped; a hand only in `b` appears at once, one missing from `b` is dropped. */
+export declare function lerpJoints(a: Hands, b: Hands, t: number): Hands;
 /** Props with changes merged in, as the server merges them. */
 export declare function mergeProps(props: Props, changes: { [key: string]: unknown | null }): Props;
 

@@ -9,7 +9,8 @@
  *   client.setPose({ head: { pos: [0, 1.6, 0], rot: [0, 0, 0, 1] } });   // sent at the tick rate
  *   // each frame: client.remotePose(id) gives another member's pose, interpolated ~100 ms behind
  *   client.sendJoints({ left: [[x, y, z, qx, qy, qz, qw], ...25] });   // hand tracking, at the joints rate
- *   client.on('joints', ({ member, joints }) => draw(member.id, joints.left, joints.right));
+ *   // each frame: client.remoteJoints(id) gives its hands' joints `{left?, right?}`, interpolated at the same moment
+ *   // as remotePose(id), so the fingers stay on the hands (the `joints` event still reports each as it arrives)
  *
  * It has no dependencies (no three.js): positions are `[x, y, z]` arrays in metres and rotations are
  * quaternions `[x, y, z, w]`. It reconnects by itself with backoff and jitter, resuming the same session
@@ -26,11 +27,12 @@ import { binaryCodec } from './binary.js';
 import { ClockSync, localNow } from './clock.js';
 import { jsonCodec } from './codec.js';
 import { Emitter } from './events.js';
-import { InterpolationBuffer, lerpPose, lerpTransform } from './interpolation.js';
+import { InterpolationBuffer, lerpJoints, lerpPose, lerpTransform } from './interpolation.js';
 import { HAND_JOINTS, jointsMessage, sameJoints } from './joints.js';
 
 export { AccountsApi, ApiError, AuthSession, HAND_JOINTS };
-export { Backoff, binaryCodec, ClockSync, Emitter, InterpolationBuffer, jsonCodec, lerpPose, lerpTransform, localNow };
+export { Backoff, binaryCodec, ClockSync, Emitter, InterpolationBuffer, jsonCodec, localNow };
+export { lerpJoints, lerpPose, lerpTransform };
 export { lerpVector, slerpQuaternion } from './interpolation.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -121,7 +123,7 @@ export class ShoalClient extends Emitter {
     this.room = null;
     /**
      * Everyone in the room, us included, by id: `{id, name, color, user?, avatar?, role?, muted?, pose?, joints?}`
-     * (`joints`: the latest hand joints received, while the member's hands are tracked).
+     * (`joints`: the latest hand joints received, while the member's hands are tracked; draw `remoteJoints(id)`).
      */
     this.members = new Map();
     /** Every entity in the room by id, as the server last described it (plus our own unsent changes). */
@@ -146,6 +148,7 @@ export class ShoalClient extends Emitter {
     this._jointsTimer = null;
     this._streamed = new Map(); // entity id -> transform to send at the next send tick
     this._poseBuffers = new Map();
+    this._jointsBuffers = new Map(); // member id -> its hands' joints `{left?, right?}`, at each joints tick's time
     this._entityBuffers = new Map();
     this._sendTimer = null;
     this._pingTimer = null;
@@ -226,6 +229,17 @@ export class ShoalClient extends Emitter {
    */
   remotePose(id, at = this.serverNow()) {
     return this._poseBuffers.get(id)?.sample(at) ?? null;
+  }
+
+  /**
+   * Member `id`'s hand joints `{left?, right?}` (each 25 `[x, y, z, qx, qy, qz, qw]`) interpolated at the same
+   * moment as `remotePose(id, at)`: positions lerped, rotations slerped, between the joints ticks around it. A hand
+   * that starts being tracked appears at once; one that stops, and every hand after an empty joints message, is
+   * gone once that moment reaches it, `interpolationDelay` later, like a hand leaving a pose. Null if the member has
+   * sent no joints (in this room, since we joined it). At rest the same object comes back frame after frame.
+   */
+  remoteJoints(id, at = this.serverNow()) {
+    return this._jointsBuffers.get(id)?.sample(at) ?? null;
   }
 
   /**
@@ -550,6 +564,7 @@ export class ShoalClient extends Emitter {
     this.members.clear();
     this.entities.clear();
     this._poseBuffers.clear();
+    this._jointsBuffers.clear();
     this._entityBuffers.clear();
     this._streamed.clear();
     this._joints = null; // the server forgot them too
@@ -571,13 +586,18 @@ export class ShoalClient extends Emitter {
     return member;
   }
 
-  /** An interpolation buffer for what arrives in ticks: `interpolationDelay` behind, at the tick interval. */
-  _newBuffer(interpolate) {
-    return new InterpolationBuffer({
-      delay: this.interpolationDelay,
-      interval: 1000 / (this.welcome?.tick_rate ?? 20),
-      interpolate,
-    });
+  /**
+   * An interpolation buffer for what arrives in ticks: `interpolationDelay` behind, at `interval` ms (by default the
+   * tick interval).
+   */
+  _newBuffer(interpolate, interval = 1000 / (this.welcome?.tick_rate ?? 20)) {
+    return new InterpolationBuffer({ delay: this.interpolationDelay, interval, interpolate });
+  }
+
+  /** Ms between two joints ticks: rooms relay joints at `welcome.limits.joints_relay_rate` (10 a second if unsaid). */
+  get _jointsInterval() {
+    const rate = this.welcome?.limits?.joints_relay_rate;
+    return 1000 / (typeof rate === 'number' && rate > 0 ? rate : DEFAULT_JOINTS_RATE);
   }
 
   _removeMember(id) {
@@ -585,6 +605,7 @@ export class ShoalClient extends Emitter {
     if (!member) return;
     this.members.delete(id);
     this._poseBuffers.delete(id);
+    this._jointsBuffers.delete(id);
     this.emit('member_left', { member });
   }
 
@@ -634,12 +655,20 @@ export class ShoalClient extends Emitter {
     }
   }
 
+  /** Member's new joints at server time `time`: kept as its latest, buffered for `remoteJoints`, and emitted. */
   _setJoints(member, entry, time) {
-    const joints = { id: member.id }; // JSON ticks may say null for an untracked hand: leave it out, as binary does
-    if (entry.left) joints.left = entry.left;
-    if (entry.right) joints.right = entry.right;
-    if (joints.left || joints.right) member.joints = joints;
+    const hands = {}; // JSON ticks may say null for an untracked hand: leave it out, as binary does
+    if (entry.left) hands.left = entry.left;
+    if (entry.right) hands.right = entry.right;
+    const joints = { id: member.id, ...hands };
+    if (hands.left || hands.right) member.joints = joints;
     else delete member.joints;
+    let buffer = this._jointsBuffers.get(member.id);
+    if (!buffer && (hands.left || hands.right)) {
+      buffer = this._newBuffer(lerpJoints, this._jointsInterval);
+      this._jointsBuffers.set(member.id, buffer);
+    }
+    buffer?.push(time, hands); // no hands: hidden once the interpolated moment gets there, as a pose loses a hand
     this.emit('joints', { member, joints, time });
   }
 
@@ -690,8 +719,12 @@ ShoalClient.prototype._handlers = {
       if (known) setPresence(known, info);
       else this._addMember(info, time);
       // snapshots carry no joints, and hands that stopped while we were away would stay up forever: drop them
-      // (hands still tracked come back with their next joints)
-      if (known?.joints) this._setJoints(known, { id: known.id }, time);
+      // (hands still tracked come back with their next joints), at once: what we buffered before is stale, and the
+      // next joints tick must start afresh whatever its time
+      if (known?.joints) {
+        this._jointsBuffers.delete(known.id);
+        this._setJoints(known, { id: known.id }, time);
+      }
     }
     const entities = message.entities ?? [];
     const listed = new Set(entities.map((entity) => entity.id));

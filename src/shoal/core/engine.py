@@ -296,14 +296,11 @@ class Engine:
 
     def _on_pose(self, member: Member, message: Pose | PackedPose, now: float) -> list[Action]:
         self.stats.poses_in += 1
-        room = member.room
-        if room is None or not member.pose_budget.take(now):  # rare: `_streamed_to` answers (a refused take
-            # spent no token, so it refuses again there)
-            room = self._streamed_to(member, message, member.pose_budget, "pose_rate", now)
-            if type(room) is not Room:
-                if room is None:
-                    self.stats.poses_ignored += 1
-                return room or []
+        room = self._streamed_to(member, message, member.pose_budget, "pose_rate", now)
+        if type(room) is not Room:
+            if room is None:
+                self.stats.poses_ignored += 1
+            return room or []
         if type(message) is PackedPose:  # binary: unit rotations and bounded positions by construction
             room.set_pose(member, None, message)
         else:

@@ -136,9 +136,10 @@ async def test_a_slow_consumer_skips_ticks_then_is_closed_4009_while_others_keep
         assert stats["ticks_skipped"] >= 10
         assert 0.5 <= closed_after < 1.5
 
-        # Bob kept receiving Ada's poses all along, and still does.
+        # Bob kept receiving Ada's poses all along, and still does. (Not as many ticks as Slow skipped:
+        # Slow is owed a full-state tick on every tick, Bob gets one only when Ada's pose has changed.)
         ticks_for_bob = [m for m in bob.received if m["type"] == "tick"]
-        assert len(ticks_for_bob) >= stats["ticks_skipped"] * 0.8
+        assert len(ticks_for_bob) >= 10
         await ada.pose(x=42.0)
         await bob.receive_until(lambda: bob.latest_poses().get(ada.id) == [42.0, 1.6, 0.0])
 

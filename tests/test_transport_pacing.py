@@ -51,8 +51,29 @@ async def test_pacing_stops_when_messages_stop_and_is_off_by_default() -> None:
     assert await iterations_in(0.05, off.message_arrived) > 500  # window 0: never sleeps
 
 
+async def test_a_pause_ends_at_the_deadline_so_the_tick_reads_everything_on_time() -> None:
+    """With a window far longer than the time to the next tick, the loop still comes round by the tick."""
+    due = 0.0
+    pacer = ReadPacer(0.1, deadline=lambda: due)
+    pacer.message_arrived()
+    await asyncio.sleep(0)  # the first pause of a busy spell starts the window: it does not sleep
+    loop = asyncio.get_running_loop()
+    came_round = loop.create_future()
+    due = time.time() + 0.01
+    pacer.message_arrived()
+    loop.call_soon(lambda: came_round.set_result(time.time()))  # runs once the pause has ended
+    at = await came_round
+    assert due <= at < due + 0.02, f"the loop came round {(at - due) * 1000:.1f} ms after the deadline"
+
+    due = time.time() - 0.001  # a deadline already reached: no pause at all
+    started = time.monotonic()
+    pacer.message_arrived()
+    await asyncio.sleep(0)
+    assert time.monotonic() - started < 0.005
+
+
 def test_the_window_is_bounded() -> None:
-    with pytest.raises(ValueError, match="20 ms"):
-        ReadPacer(0.05)
+    with pytest.raises(ValueError, match="100 ms"):
+        ReadPacer(0.2)
     with pytest.raises(ValueError):
         ReadPacer(-0.001)

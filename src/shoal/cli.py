@@ -18,6 +18,7 @@ from shoal.core.interest import DEFAULT_FAR_EVERY, Interest
 from shoal.core.limits import Limits
 from shoal.logs import configure_logging
 from shoal.store import StoreError, open_store
+from shoal.transport.pacing import MAX_WINDOW
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -119,9 +120,9 @@ def _check_store_url(ctx: click.Context, param: click.Parameter, url: str) -> st
     "read_pacing_ms",
     envvar="SHOAL_READ_PACING",
     default=ServerConfig().read_pacing * 1000,
-    type=click.FloatRange(0, 20),
-    help="Milliseconds: while busy, the event loop polls its sockets at most once per this window; fewer "
-    "wake-ups, up to this much added latency (0: off).",
+    type=click.FloatRange(0, MAX_WINDOW * 1000),
+    help="Milliseconds: while busy, the event loop polls its sockets at most once per this window and just "
+    "before each tick; fewer wake-ups, no added latency for poses, up to this much for app messages (0: off).",
 )
 @click.option("--name", "server_name", envvar="SHOAL_NAME", default="shoal", help="Server name shown to clients.")
 @click.option(

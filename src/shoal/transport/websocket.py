@@ -59,8 +59,9 @@ class WebSocketTransport:
 
     def __init__(self, engine: Engine, read_pacing: float = 0.0) -> None:
         self.engine = engine
-        self.pacer = ReadPacer(read_pacing)
-        """Fewer loop wake-ups under load, for up to `read_pacing` seconds of latency (see transport/pacing.py)."""
+        self.pacer = ReadPacer(read_pacing, lambda: self._next_tick_at)
+        """Fewer loop wake-ups under load: reads in step with the ticks, app messages wait up to `read_pacing`
+        seconds (see transport/pacing.py)."""
         self.persistence: Persistence | None = None
         self.access = AccessChecks(engine, self.perform)
         """Origin and token checks at the upgrade; hello tokens and room passwords after it."""

@@ -1,0 +1,47 @@
+"""Smoke test of the floor benchmark (bench/floor.py): tiny real runs of both floor servers.
+
+It checks that each floor server relays what a fan-out must (every client's poses reach the other
+members of its room, tick after tick) and that the server's CPU is read; it asserts no speed. The
+figures come from full-size runs (docs/benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+FLOOR = Path(__file__).parents[1] / "bench" / "floor.py"
+
+
+@pytest.mark.parametrize("server", ["python", "c"])
+def test_a_tiny_run_delivers_every_pose_to_the_other_members(server: str, require: Callable[[bool, str], None]) -> None:
+    if server == "c":
+        require(shutil.which("cc") is not None or shutil.which("gcc") is not None, "no C compiler (cc or gcc)")
+    command = [
+        sys.executable, str(FLOOR), "--server", server, "--clients", "10", "--room-size", "5", "--hz", "20",
+        "--warmup", "1", "--duration", "2",
+    ]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+
+    lines = run.stdout.strip().splitlines()
+    assert len(lines) == 1, run.stdout
+    report = json.loads(lines[0])
+    assert report["server"] == server
+    assert report["expected_per_s"] == 10 * 20 * 4  # each pose to the 4 others of its room
+    assert 0.8 <= report["deliveries_per_s"] / report["expected_per_s"] <= 1.2, report
+    assert report["us_per_delivered_pose"] > 0 and report["server_cores_used"] > 0
+    assert report["params"]["read_pacing_ms"] == 20.0
+
+
+def test_clients_must_fill_whole_rooms() -> None:
+    run = subprocess.run(
+        [sys.executable, str(FLOOR), "--clients", "7", "--room-size", "5"], capture_output=True, text=True, timeout=30
+    )
+    assert run.returncode == 2 and "multiple of --room-size" in run.stderr

@@ -11,9 +11,10 @@ and the first message after a quiet spell is handled at once.
 The pause never runs past the next tick (`deadline`): the loop wakes at the tick's deadline, reads every
 pose sent since its last pass, and the tick that follows carries them all. So poses gain no latency from
 pacing whatever the window, since they would have waited for that tick anyway; what a wider window delays
-is only what the server answers at once (app messages, replies to requests), by up to the window. The
-same reason is why game servers read their clients' input at the tick. Measured at 200 clients, 20 Hz:
-a 20 ms window costs 15-18 % less CPU per pose than a 4 ms one that ignores ticks (docs/benchmarks/).
+is only what the server passes on at once (app messages, replies to requests, and every message of the
+relaying dialects, NAF and ws-broadcast, which share the loop), by up to the window. Game servers read
+their clients' input at the tick for the same reason. Measured at 200 clients, 20 Hz: a 20 ms window
+costs 15-18 % less CPU per pose than a 4 ms one that ignores ticks (docs/benchmarks/).
 """
 
 from __future__ import annotations

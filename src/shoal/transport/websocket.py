@@ -116,6 +116,7 @@ class WebSocketTransport:
             if access._held and access.holding(member, frame, binary):  # its hello token is being checked
                 return
             now = time.time()
+            actions = None
             try:
                 actions = engine.receive(member, frame, now, binary)
                 if actions:
@@ -129,7 +130,8 @@ class WebSocketTransport:
                 elif not self._tick_soon:
                     self._tick_soon = True
                     loop.call_soon(self._tick_after_reads)
-            message_arrived()  # after the tick: the pacer's pause must not delay it
+            if not actions:  # its effect waits for the tick (a pose, joints): pace. A reply went out at once,
+                message_arrived()  # and joins and hellos must not wait. After the tick: a pause must not delay it.
 
         # From here data messages arrive in `receive` straight from the socket's read callback; the
         # loop below gets them only if this aiohttp does not allow that (see transport/inbound.py).

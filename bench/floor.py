@@ -32,12 +32,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import click  # after the path is set, like the import below
+import click  # after the path is set, like the imports below
 
+from shoal.bench.fanout import ProcessSample
 from shoal.transport.pacing import ReadPacer
 
 POSE = bytes(48)
@@ -46,13 +49,13 @@ POSE = bytes(48)
 C_SOURCE = Path(__file__).with_name("floor_server.c")
 
 
-def run_loop(main: object) -> None:
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(main)  # type: ignore[arg-type]
+        asyncio.run(main)
     else:
-        uvloop.run(main)  # type: ignore[arg-type]
+        uvloop.run(main)
 
 
 # ---- the Python floor server -----------------------------------------------------------------------------
@@ -132,9 +135,9 @@ async def run_loader(port: int, clients: int, hz: float, warmup: float, duration
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU of a process so far, read as `fanout.py` reads Shoal's."""
+    sample = ProcessSample.read(pid)
+    return sample.user_s + sample.system_s
 
 
 def free_port() -> int:

@@ -2,11 +2,12 @@
 
 Each time the event loop finds nothing ready it blocks in `epoll_wait`, and the next message wakes it. At
 4,000 messages a second from 200 clients that is about 1,700 sleeps and wake-ups a second, 2.4 messages
-each, and the switch back in costs about a tenth of the server's CPU on a VM. While messages keep
+each, and the switch back in costs about a tenth of the server's CPU on a VM. While poses keep
 arriving, `ReadPacer` sleeps out the rest of a short window at the end of each loop iteration that read
-one, so the loop polls at most once per window and reads every socket that became ready meanwhile in one
-pass. An iteration without a message schedules no sleep: an idle server blocks in `epoll_wait` as usual,
-and the first message after a quiet spell is handled at once.
+one (messages the server answers at once, such as hello and join, start no pause), so the loop polls
+at most once per window and reads every socket that became ready meanwhile in one pass. An iteration
+without such a message schedules no sleep: an idle server blocks in `epoll_wait` as usual, and the first
+message after a quiet spell is handled at once.
 
 The pause never runs past the next tick (`deadline`): the loop wakes at the tick's deadline, reads every
 pose sent since its last pass, and the tick that follows carries them all. So poses gain no latency from
@@ -47,8 +48,9 @@ class ReadPacer:
         self._last = 0.0
 
     def message_arrived(self) -> None:
-        """Call for each message read: the loop paces once it has handled this iteration's reads. Call it
-        after scheduling anything that should run before the pause (the transport's due tick)."""
+        """Call for each message read whose effect waits for the tick (a pose): the loop paces once it has
+        handled this iteration's reads. Messages answered at once should not call it, so that a burst of
+        joins is not paced. Call it after scheduling anything that should run before the pause (a due tick)."""
         if not self._scheduled and self.window:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._pace)

@@ -26,12 +26,20 @@ def run(command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def failures_of(tap: str) -> str:
+    """What follows each `not ok` line of node's TAP output (the failing test and its error), else the tail."""
+    starts = [match.start() for match in re.finditer(r"^ *not ok ", tap, re.MULTILINE)]
+    if not starts:
+        return tap[-6000:]
+    return "\n".join(tap[start : start + 3000] for start in starts)[:12000]
+
+
 def test_sdk_unit_tests_pass_under_node(require: Callable[[bool, str], None]) -> None:
     node = shutil.which("node")
     require(node is not None, "Node.js is not installed (apt-get install nodejs)")
     assert JS_TESTS, "no js/test/*.test.js files"
     result = run([str(node), "--test", *map(str, JS_TESTS)], timeout=120)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert result.returncode == 0, failures_of(result.stdout) + result.stderr[-2000:]
     passed = re.search(r"^# pass (\d+)$", result.stdout, re.MULTILINE)
     failed = re.search(r"^# fail (\d+)$", result.stdout, re.MULTILINE)
     assert passed and int(passed.group(1)) > 0 and failed and failed.group(1) == "0", result.stdout[-3000:]

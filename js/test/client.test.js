@@ -319,8 +319,10 @@ describe('hand joints', () => {
       client.sendJoints({ right: hand(i) });
       await sleep(4);
     }
+    // bounds from the time that actually passed: a loaded machine runs fewer, later timers, never more
     const streamed = socket.sentOfType('joints').length - 2;
-    assert.ok(streamed >= 5 && streamed <= 1 + Math.ceil(400 / 50), `${streamed} joints messages in 400 ms`);
+    const elapsed = Date.now() - streaming;
+    assert.ok(streamed >= 1 && streamed <= 1 + Math.ceil(elapsed / 50), `${streamed} joints messages in ${elapsed} ms`);
   });
 
   test('the rate is what rooms relay at (joints_relay_rate), not the larger budget (joints_rate)', async () => {
@@ -336,11 +338,13 @@ describe('hand joints', () => {
   test('without joints_rate in the welcome the rate is 10 a second', async () => {
     const { client, socket } = await joinedClient();
     assert.equal(client.jointsRate, 10);
+    const started = Date.now();
     client.sendJoints({ left: hand(0) });
     client.sendJoints({ left: hand(1) });
-    await sleep(60);
     assert.equal(socket.sentOfType('joints').length, 1);
     await waitFor(() => socket.sentOfType('joints').length === 2, 'the second joints after 100 ms');
+    // a lower bound only: on a loaded machine a fixed sleep can outlast the interval
+    assert.ok(Date.now() - started >= 95, `the second joints after ${Date.now() - started} ms`);
   });
 
   test('{} says the hands are gone: it replaces joints still waiting, and goes once', async () => {

@@ -39,6 +39,12 @@ def _raise_on_sigterm(signum: int, frame: Any) -> None:
 @click.option("--room-size", default=25, type=click.IntRange(2, 10_000), help="Clients per room.")
 @click.option("--hz", default=20.0, type=click.FloatRange(0.5, 90), help="Poses per second per client.")
 @click.option("--loaders", default=2, type=click.IntRange(1, 64), help="Load-generator processes.")
+@click.option(
+    "--loader",
+    default="python",
+    type=click.Choice(["python", "c"]),
+    help="Load generator: shoal.bench.loader, or loader.c built with cc (binary protocol only, far less CPU).",
+)
 @click.option("--warmup", default=3.0, type=click.FloatRange(0, 600), help="Seconds of traffic before measuring.")
 @click.option("--duration", default=10.0, type=click.FloatRange(1, 3600), help="Seconds measured per point.")
 @click.option("--drain", default=1.0, type=click.FloatRange(0.2, 60), help="Seconds to wait for late poses.")

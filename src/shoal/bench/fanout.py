@@ -11,6 +11,10 @@ does), lets every client send a head-and-hands pose at `--hz` for `--warmup` sec
 protocol (`json`, `binary`, or `broadcast`: the ws-broadcast dialect, a plain per-message relay on the
 same server), then measures for `--duration` seconds and prints ONE JSON line.
 
+With `--loader c` the loaders are `loader.c`, built with the machine's C compiler: the same clients, orders
+and counts for the binary protocol at a fraction of the CPU (the Python loader spends about as much per
+client as the server does), so that on a small machine the server keeps the cores it needs.
+
 Clients of a room stand `--spread` metres apart along z, so that interest management
 (`--interest-radius` of the started server) has near and far neighbours to tell apart.
 
@@ -50,6 +54,7 @@ import json
 import os
 import platform
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,7 +62,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,10 +71,13 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 
 import shoal
+from shoal.bench.loader import pose_template
 
 SOURCE_TREE = Path(shoal.__file__).parents[1]
 """Where this `shoal` package lives: the server and loaders it starts run this code, whatever is installed."""
 PROTOCOLS = ("json", "binary", "broadcast")
+LOADERS = ("python", "c")
+NATIVE_LOADER_SOURCE = Path(__file__).with_name("loader.c")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 SERVER_START_TIMEOUT_S = 20.0
@@ -240,11 +248,12 @@ def fetch_json(url: str) -> Any:
 
 
 class Loader:
-    """One `shoal.bench.loader` process, spoken to in JSON lines over its stdin and stdout."""
+    """One `shoal.bench.loader` process (or `command`), spoken to in JSON lines over its stdin and stdout."""
 
-    def __init__(self, plan: dict[str, Any]) -> None:
+    def __init__(self, plan: dict[str, Any], command: list[str] | None = None) -> None:
+        first_order = self.encode(plan)  # before the process starts: a plan it cannot take leaves nothing behind
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "shoal.bench.loader"],
+            command or [sys.executable, "-m", "shoal.bench.loader"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=None,
@@ -252,11 +261,18 @@ class Loader:
             start_new_session=True,  # Ctrl-C reaches the orchestrator only; it stops every child by PID
         )
         self._buffer = b""
-        self.send(plan)
+        self._write(first_order)
+
+    def encode(self, message: dict[str, Any]) -> bytes:
+        """One order (the plan, or the window's start and end) as the loader reads it: a JSON line."""
+        return json.dumps(message).encode() + b"\n"
 
     def send(self, message: dict[str, Any]) -> None:
+        self._write(self.encode(message))
+
+    def _write(self, data: bytes) -> None:
         assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(message).encode() + b"\n")
+        self.process.stdin.write(data)
         self.process.stdin.flush()
 
     def receive(self, deadline: float) -> dict[str, Any]:
@@ -279,6 +295,67 @@ class Loader:
 
     def stop(self) -> None:
         _stop(self.process, signal.SIGTERM)
+
+
+class NativeLoader(Loader):
+    """A process of `loader.c` (built by `loader_program`). It answers in the same JSON lines, but reads its
+    orders as lines of text (`native_order`), so that it needs no JSON parser."""
+
+    def encode(self, message: dict[str, Any]) -> bytes:
+        return native_order(message)
+
+
+def native_order(message: dict[str, Any]) -> bytes:
+    """An order to a loader (the plan, or the window's start and end) in the form loader.c reads (see the
+    comment at its top): the plan as a line of settings and one line per client with its binary pose frame."""
+    if "start" in message:
+        return f"start {float(message['start'])!r} {float(message['end'])!r}\n".encode()
+    url = urlsplit(message["url"])
+    if url.scheme != "ws" or not url.hostname:
+        raise BenchError(f"the C loader connects to ws:// URLs only, not {message['url']}")
+    settings = {"host": url.hostname, "port": url.port or 80, "path": url.path or "/"}
+    settings |= {key: message[key] for key in ("hz", "drain", "latency_bin_ms", "ready_timeout") if key in message}
+    settings |= {"idle": int(bool(message.get("idle"))), "clients": len(message["clients"])}
+    lines = [" ".join(f"{key}={value}" for key, value in settings.items())]
+    for index, room, z in message["clients"]:
+        if not room or any(character.isspace() for character in room):
+            raise BenchError(f"the C loader takes room names without spaces, not {room!r}")
+        lines.append(f"{index} {room} {float(z)!r} {pose_template(z).hex()}")
+    return "\n".join(lines).encode() + b"\n"
+
+
+@dataclass(frozen=True)
+class LoaderProgram:
+    """Which load generator a run starts: `shoal.bench.loader` (`python`), or loader.c built at `executable` (`c`)."""
+
+    kind: str = "python"
+    executable: Path | None = None
+
+    def start(self, plan: dict[str, Any]) -> Loader:
+        if self.executable is None:
+            return Loader(plan)
+        return NativeLoader(plan, [str(self.executable)])
+
+
+@contextlib.contextmanager
+def loader_program(kind: str, protocols: Iterable[str]) -> Iterator[LoaderProgram]:
+    """The load generator of `kind` (one of `LOADERS`) for runs in `protocols`. `c` builds loader.c with the
+    machine's `cc` or `gcc` into a temporary directory, removed on exit; it speaks the binary protocol only."""
+    if kind == "python":
+        yield LoaderProgram()
+        return
+    if set(protocols) != {"binary"}:
+        raise BenchError("--loader c speaks the binary protocol only: use --protocol binary")
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise BenchError("--loader c needs a C compiler (cc or gcc) on PATH")
+    with tempfile.TemporaryDirectory(prefix="shoal-loader-") as scratch:
+        executable = Path(scratch) / "loader"
+        command = [compiler, "-O2", "-o", str(executable), str(NATIVE_LOADER_SOURCE), "-lm"]
+        build = subprocess.run(command, capture_output=True, text=True, check=False)
+        if build.returncode != 0:
+            raise BenchError(f"{compiler} could not build {NATIVE_LOADER_SOURCE}:\n{build.stderr}")
+        yield LoaderProgram("c", executable)
 
 
 def plan_clients(clients: int, room_size: int, loaders: int, run_id: str, spread: float = 0.0) -> list[list[list[Any]]]:
@@ -382,11 +459,13 @@ def run_benchmark(
     spread: float = 0.0,
     interest_radius: float = 0.0,
     on_phase: Callable[[str, float], None] | None = None,
+    program: LoaderProgram = LoaderProgram(),
 ) -> dict[str, Any]:
     """Connect, warm up, measure, and return the report (see the module docstring for definitions).
 
     `on_phase(name, seconds)` is told when each phase starts (`connecting`, `warming up`, `measuring`,
-    `draining`) and how long it should take; by default phases are printed on stderr.
+    `draining`) and how long it should take; by default phases are printed on stderr. `program` is the load
+    generator to start (see `loader_program`).
     """
     phase = on_phase or _print_phase
     run_id = f"{os.getpid()}-{int(time.time())}"
@@ -396,7 +475,7 @@ def run_benchmark(
         phase("connecting", min(ready_timeout, 1.0 + clients * 0.005))
         orders = {"hz": hz, "drain": drain, "latency_bin_ms": LATENCY_BIN_MS}
         plans = plan_clients(clients, room_size, loaders, run_id, spread)
-        _start_loaders(started, plans, target, protocol, ready_timeout, orders)
+        _start_loaders(started, plans, target, protocol, ready_timeout, orders, program)
         phase("warming up", warmup)
         rooms = {room["name"]: room for room in fetch_json(target.http_url + "/api/rooms")["rooms"]}
         own_rooms = [rooms.get(f"bench-{run_id}-{index}") for index in range(-(-clients // room_size))]
@@ -445,6 +524,7 @@ def run_benchmark(
         "room_size": room_size,
         "hz": hz,
         "loaders": loaders,
+        "loader": program.kind,
         "warmup_s": warmup,
         "duration_s": duration,
         "drain_s": drain,
@@ -466,19 +546,26 @@ def _start_loaders(
     protocol: str,
     ready_timeout: float,
     orders: dict[str, Any],
+    program: LoaderProgram,
 ) -> None:
-    """Start one loader process per plan (appending each to `started`, so the caller can stop them all
+    """Start one `program` process per plan (appending each to `started`, so the caller can stop them all
     even if a later one fails) and wait until every one reports its clients ready."""
     for plan in plans:
         message = {"url": target.ws_url, "protocol": protocol, "clients": plan, "ready_timeout": ready_timeout}
-        started.append(Loader({**message, **orders}))
+        started.append(program.start({**message, **orders}))
     deadline = time.monotonic() + ready_timeout + 5.0
     for loader in started:
         loader.receive(deadline)
 
 
 def measure_idle_connections(
-    target: Target, *, connections: int, loaders: int, protocol: str = "binary", room_size: int = 25
+    target: Target,
+    *,
+    connections: int,
+    loaders: int,
+    protocol: str = "binary",
+    room_size: int = 25,
+    program: LoaderProgram = LoaderProgram(),
 ) -> dict[str, Any]:
     """Open `connections` clients that greet, join rooms of `room_size` and then stay silent, from
     `loaders` processes, and report how much the server's RSS grew per connection (`kib_per_connection`).
@@ -494,7 +581,7 @@ def measure_idle_connections(
     started: list[Loader] = []
     try:
         plans = plan_clients(connections, room_size, min(loaders, connections), run_id)
-        _start_loaders(started, plans, target, protocol, ready_timeout, {"idle": True})
+        _start_loaders(started, plans, target, protocol, ready_timeout, {"idle": True}, program)
         time.sleep(IDLE_SETTLE_S)
         after = ProcessSample.read(target.pid)
     finally:
@@ -644,6 +731,12 @@ def _raise_on_sigterm(signum: int, frame: Any) -> None:
 @click.option("--room-size", default=25, type=click.IntRange(2, 10_000), help="Clients per room.")
 @click.option("--hz", default=20.0, type=click.FloatRange(0.5, 90), help="Poses per second per client.")
 @click.option("--loaders", default=2, type=click.IntRange(1, 64), help="Load-generator processes.")
+@click.option(
+    "--loader",
+    default="python",
+    type=click.Choice(LOADERS),
+    help="Load generator: shoal.bench.loader, or loader.c built with cc (binary protocol only, far less CPU).",
+)
 @click.option("--warmup", default=5.0, type=click.FloatRange(0, 600), help="Seconds of traffic before measuring.")
 @click.option("--duration", default=20.0, type=click.FloatRange(1, 3600), help="Seconds measured.")
 @click.option("--drain", default=1.0, type=click.FloatRange(0.2, 60), help="Seconds to wait for late poses.")
@@ -667,6 +760,7 @@ def main(
     room_size: int,
     hz: float,
     loaders: int,
+    loader: str,
     warmup: float,
     duration: float,
     drain: float,
@@ -686,14 +780,15 @@ def main(
         clients=clients, room_size=room_size, hz=hz, loaders=loaders, warmup=warmup, duration=duration, drain=drain,
         protocol=protocol, spread=spread, interest_radius=interest_radius,
     )  # fmt: skip
-    if server_url:
-        report = run_benchmark(running_server(server_url, server_pid), tick_rate=None, **options)
-    else:
-        with started_server(tick_rate, max(room_size, 64), server_loop, interest_radius) as target:
-            report = run_benchmark(target, tick_rate=tick_rate, **options)
-        if server_loop == "auto":  # the server runs on this interpreter, so it resolves `auto` the same way
-            server_loop = "uvloop" if has_uvloop() else "asyncio"
-        report["params"]["server_loop"] = server_loop
+    with loader_program(loader, [protocol]) as program:
+        if server_url:
+            report = run_benchmark(running_server(server_url, server_pid), tick_rate=None, program=program, **options)
+        else:
+            with started_server(tick_rate, max(room_size, 64), server_loop, interest_radius) as target:
+                report = run_benchmark(target, tick_rate=tick_rate, program=program, **options)
+            if server_loop == "auto":  # the server runs on this interpreter, so it resolves `auto` the same way
+                server_loop = "uvloop" if has_uvloop() else "asyncio"
+            report["params"]["server_loop"] = server_loop
     line = json.dumps(report)
     if output:
         output.write_text(json.dumps(report, indent=2) + "\n")

@@ -146,6 +146,12 @@ def broadcast_poses() -> Callable[[bytes], Received | None]:
     return read
 
 
+def pose_template(z: float) -> bytes:
+    """The binary pose frame a client standing at `z` sends, with t = 0 and head x = 0: senders patch the
+    bytes of `t` (offset 2, float64) and of the head's x (offset 10, int24) into it (see `pose_frame`)."""
+    return wire.encode_pose(_avatar(0.0, z))
+
+
 def _avatar(x: float, z: float) -> Pose:
     """The benchmark's avatar: head at (x, 1.6, z), hands in front at hip height, a timestamp."""
     return Pose(
@@ -216,7 +222,7 @@ class BenchClient:
         """Sender id -> bit set of the sequence numbers received from it."""
         self.close_code: int | None = None
         self.errors: list[str] = []
-        self._binary_template = bytearray(wire.encode_pose(_avatar(0.0, z)))
+        self._binary_template = bytearray(pose_template(z))
         self._read_poses: Callable[[bytes], Received | None]
         if protocol == "binary":
             self._read_poses = binary_tick_poses

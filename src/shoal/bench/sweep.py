@@ -25,6 +25,7 @@ from shoal.bench.fanout import (
     BenchError,
     Target,
     has_uvloop,
+    loader_program,
     measure_idle_connections,
     run_benchmark,
     running_server,
@@ -42,6 +43,7 @@ class SweepSettings:
     room_size: int = 25
     hz: float = 20.0
     loaders: int = 2
+    loader: str = "python"
     warmup: float = 3.0
     duration: float = 10.0
     drain: float = 1.0
@@ -72,7 +74,11 @@ def run_sweep(settings: SweepSettings, output_dir: Path, show_progress: bool = T
         "idle": None,
     }
     output_dir.mkdir(parents=True, exist_ok=True)
-    with _target(settings) as target, _Progress(len(points) + bool(settings.idle_connections), show_progress) as bar:
+    with (
+        loader_program(settings.loader, settings.protocols) as program,
+        _target(settings) as target,
+        _Progress(len(points) + bool(settings.idle_connections), show_progress) as bar,
+    ):
         for protocol, clients in points:
             bar.next_point(f"{protocol}, {clients} clients")
             try:
@@ -90,6 +96,7 @@ def run_sweep(settings: SweepSettings, output_dir: Path, show_progress: bool = T
                     spread=settings.spread,
                     interest_radius=settings.interest_radius,
                     on_phase=bar.phase,
+                    program=program,
                 )
             except (BenchError, OSError) as exc:  # OSError: the server's HTTP API timed out or refused
                 point = {"params": {"protocol": protocol, "clients": clients}, "error": str(exc)}
@@ -99,7 +106,11 @@ def run_sweep(settings: SweepSettings, output_dir: Path, show_progress: bool = T
             bar.next_point(f"{settings.idle_connections} idle connections")
             bar.phase("connecting", 2.0 + settings.idle_connections * 0.005)
             report["idle"] = measure_idle_connections(
-                target, connections=settings.idle_connections, loaders=settings.loaders, room_size=settings.room_size
+                target,
+                connections=settings.idle_connections,
+                loaders=settings.loaders,
+                room_size=settings.room_size,
+                program=program,
             )
     report["machine"] = machine_description()  # the load average at the end
     _write(report, output_dir)

@@ -1,0 +1,1085 @@
+/* A native load generator of the fan-out benchmark: `shoal.bench.loader` for the binary protocol, in C.
+ *
+ * Built and started by src/shoal/bench/fanout.py (`--loader c`): cc -O2 -o loader loader.c -lm
+ *
+ * A Python loader costs about as much CPU per client as the server does, so on a small machine the loaders
+ * would take the cores the server needs. This one does the same work in one epoll loop. It speaks to the
+ * orchestrator as `shoal.bench.loader` does, except that its plan arrives as lines of text (fanout.py
+ * translates the JSON plan, so no JSON parser is needed here):
+ *
+ *   host=127.0.0.1 port=8000 path=/ws hz=20 drain=1 latency_bin_ms=0.01 ready_timeout=20 idle=0 clients=N
+ *   INDEX ROOM Z POSE_HEX      one line per client: POSE_HEX is its binary pose frame, patched before each send
+ *   start START END            once everyone is ready: the window, in wall-clock seconds
+ *
+ * and it answers with the same JSON lines: `{"ready": true, "ids": [...]}`, then `{"result": {...}}` with the
+ * keys and meanings of `shoal.bench.loader.run`. Each client connects (at most CONNECT_CONCURRENCY handshakes
+ * at once), upgrades to `shoal.v1.bin`, sends `hello` and `join` and waits for `welcome` and `joined`; after
+ * the start it sends its pose at `hz` from a random phase with `t` and the head's x (its sequence number in
+ * mm) patched in, and counts every tick entry of the others as BenchClient.record does: deliveries and
+ * latency bins by receive time (when the read returned), duplicates, and a bit set of sequence numbers per
+ * sender. Any failure before `ready` ends the process with a message on stderr and exit code 1; SIGALRM ends
+ * it if a run overruns its plan by HARD_MARGIN_S.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the binary protocol is little-endian, and this program copies numbers as the host lays them out"
+#endif
+
+#define HARD_MARGIN_S 30
+#define CONNECT_CONCURRENCY 32
+#define CLOSE_TIMEOUT_S 2.0
+#define MAX_MESSAGE (16u << 20) /* as the Python loader's max_msg_size */
+#define READ_CHUNK 16384
+#define LATENCY_BINS (1 << 20) /* dense bins from 0; others (never, on one host) go to a short list */
+#define MAX_SEQ (1 << 22)      /* sequence numbers beyond this are garbage, not a long run */
+#define MAX_ERRORS 1000
+#define EVENTS_PER_POLL 64 /* few: a burst of ticks read between two looks at the send schedule stays short */
+#define STDIN_ID UINT32_MAX
+
+#define TAG_JSON 0x00
+#define TAG_TICK 0x02
+#define LEFT 0x01
+#define RIGHT 0x02
+#define HAS_T 0x04
+#define HEAD_WIDE 0x08
+#define LEFT_WIDE 0x10
+#define RIGHT_WIDE 0x20
+#define HEAD_SCALE 10000.0
+#define AGE_SCALE 100.0
+#define POSE_T_OFFSET 2
+#define POSE_X_OFFSET 10
+
+enum state { CONNECTING, UPGRADING, GREETING, JOINING, READY, CLOSED };
+
+typedef struct {
+    uint32_t id;
+    uint32_t words;
+    uint64_t *bits; /* NULL: an empty slot */
+} Seen;             /* the sequence numbers received from one sender */
+
+typedef struct {
+    int fd;
+    enum state state;
+    int index;
+    char room[128];
+    char z[40]; /* echoed as given: the result's `positions` */
+    uint8_t pose[128];
+    size_t pose_len;
+    uint8_t mask[4];
+    uint32_t id;
+    uint8_t *in;
+    size_t in_len, in_cap;
+    uint8_t *out;
+    size_t out_len, out_sent, out_cap;
+    int polling_out;
+    int closing; /* we sent the close: what follows is not reported */
+    double next_at;
+    long seq, first_seq, last_seq; /* first and last in the window: 0 for none */
+    int close_code;                /* -1: none */
+    Seen *seen;
+    uint32_t seen_count, seen_cap;
+} Client;
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} Text;
+
+typedef struct {
+    long long index;
+    unsigned long long count;
+} Bin;
+
+static struct {
+    char host[256], port[16], path[512];
+    double hz, drain, bin_ms, ready_timeout;
+    int idle, count;
+} plan = {.path = "/ws", .hz = 20.0, .drain = 1.0, .bin_ms = 0.01, .ready_timeout = 30.0};
+
+static Client *clients;
+static int poller;
+static struct sockaddr_storage address;
+static socklen_t address_len;
+static uint64_t random_state;
+
+static double window_start, window_end;
+static unsigned long long deliveries, duplicates;
+static uint32_t *bins;
+static Bin *extra_bins;
+static size_t extra_count, extra_cap;
+static Text errors;
+static int error_count, errors_dropped;
+
+static uint32_t *heap; /* clients by next_at: who sends next */
+static int heap_count;
+static int ready_count, in_flight, open_count;
+
+static char stdin_buffer[1 << 16];
+static size_t stdin_len, stdin_line_len; /* bytes buffered; of them, the current line and its newline */
+
+/* ---- small helpers -------------------------------------------------------------------------------------- */
+
+static void fail(const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    fputs("loader.c: ", stderr);
+    vfprintf(stderr, format, args);
+    fputc('\n', stderr);
+    va_end(args);
+    exit(1);
+}
+
+static void *grow(void *memory, size_t bytes) {
+    void *grown = realloc(memory, bytes);
+    if (!grown) fail("out of memory (%zu bytes)", bytes);
+    return grown;
+}
+
+static double wall(void) { /* as time.time() */
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static double monotonic(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static double cpu_seconds(void) {
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    return usage.ru_utime.tv_sec + usage.ru_utime.tv_usec * 1e-6 + usage.ru_stime.tv_sec +
+           usage.ru_stime.tv_usec * 1e-6;
+}
+
+static uint64_t random_next(void) { /* xorshift64* */
+    random_state ^= random_state >> 12;
+    random_state ^= random_state << 25;
+    random_state ^= random_state >> 27;
+    return random_state * 2685821657736338717ULL;
+}
+
+static void text_append(Text *text, const char *data, size_t len) {
+    if (text->len + len + 1 > text->cap) {
+        text->cap = (text->len + len + 1) * 2;
+        text->data = grow(text->data, text->cap);
+    }
+    memcpy(text->data + text->len, data, len);
+    text->len += len;
+    text->data[text->len] = 0;
+}
+
+static void text_printf(Text *text, const char *format, ...) {
+    char small[256];
+    va_list args;
+    va_start(args, format);
+    int len = vsnprintf(small, sizeof small, format, args);
+    va_end(args);
+    if (len < (int)sizeof small) {
+        text_append(text, small, (size_t)len);
+        return;
+    }
+    char *large = grow(NULL, (size_t)len + 1);
+    va_start(args, format);
+    vsnprintf(large, (size_t)len + 1, format, args);
+    va_end(args);
+    text_append(text, large, (size_t)len);
+    free(large);
+}
+
+static void text_json_string(Text *text, const char *s, size_t len) {
+    text_append(text, "\"", 1);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            char escaped[2] = {'\\', (char)c};
+            text_append(text, escaped, 2);
+        } else if (c < 0x20) {
+            text_printf(text, "\\u%04x", c);
+        } else {
+            text_append(text, (const char *)&c, 1);
+        }
+    }
+    text_append(text, "\"", 1);
+}
+
+static void write_all(int fd, const char *data, size_t len) {
+    while (len) {
+        ssize_t written = write(fd, data, len);
+        if (written < 0) {
+            if (errno == EINTR) continue;
+            fail("cannot write to the orchestrator: %s", strerror(errno));
+        }
+        data += written;
+        len -= (size_t)written;
+    }
+}
+
+static void add_error(const char *format, ...) {
+    if (error_count >= MAX_ERRORS) {
+        errors_dropped++;
+        return;
+    }
+    char message[512];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(message, sizeof message, format, args);
+    va_end(args);
+    if (error_count++) text_append(&errors, ", ", 2);
+    text_json_string(&errors, message, strlen(message));
+}
+
+/* ---- just enough JSON to read the server's answers --------------------------------------------------------- */
+
+/* The value of the top-level `key` of the JSON object in [s, end): a pointer to its first character, or NULL. */
+static const char *json_value(const char *s, const char *end, const char *key) {
+    size_t key_len = strlen(key);
+    int depth = 0, expect_key = 0;
+    for (const char *p = s; p < end; p++) {
+        if (*p == '"') {
+            const char *start = ++p;
+            while (p < end && *p != '"') p += *p == '\\' ? 2 : 1;
+            if (p >= end) return NULL;
+            if (depth == 1 && expect_key) {
+                expect_key = 0;
+                if ((size_t)(p - start) == key_len && !memcmp(start, key, key_len)) {
+                    const char *value = p + 1;
+                    while (value < end && strchr(" \t\r\n:", *value)) value++;
+                    return value < end ? value : NULL;
+                }
+            }
+        } else if (*p == '{' || *p == '[') {
+            expect_key = ++depth == 1 && *p == '{';
+        } else if (*p == '}' || *p == ']') {
+            depth--;
+        } else if (*p == ',' && depth == 1) {
+            expect_key = 1;
+        }
+    }
+    return NULL;
+}
+
+/* The string value of top-level `key` (simple escapes undone) into `out`; "None" when absent, as Python's
+ * `message.get(key)` formats. */
+static void json_string(const char *s, const char *end, const char *key, char *out, size_t size) {
+    const char *p = json_value(s, end, key);
+    if (!p || *p != '"') {
+        snprintf(out, size, "None");
+        return;
+    }
+    size_t n = 0;
+    for (p++; p < end && *p != '"' && n + 1 < size; p++) {
+        if (*p == '\\' && p + 1 < end) p++;
+        out[n++] = *p;
+    }
+    out[n] = 0;
+}
+
+static int json_type_is(const char *s, const char *end, const char *type) {
+    const char *p = json_value(s, end, "type");
+    size_t len = strlen(type);
+    return p && *p == '"' && end - p > (ptrdiff_t)len + 1 && !memcmp(p + 1, type, len) && p[len + 1] == '"';
+}
+
+/* An `error` message as the Python loader words it: "CODE: MESSAGE". */
+static void error_text(const char *s, const char *end, char *out, size_t size) {
+    char code[128], message[256];
+    json_string(s, end, "code", code, sizeof code);
+    json_string(s, end, "message", message, sizeof message);
+    snprintf(out, size, "%s: %s", code, message);
+}
+
+/* ---- the plan ------------------------------------------------------------------------------------------------ */
+
+/* The first buffered line, NUL-terminated at the start of stdin_buffer, if there is a whole one. */
+static char *buffered_line(void) {
+    char *newline = memchr(stdin_buffer, '\n', stdin_len);
+    if (!newline) return NULL;
+    *newline = 0;
+    stdin_line_len = (size_t)(newline + 1 - stdin_buffer);
+    return stdin_buffer;
+}
+
+static int read_stdin_line(char **line) { /* blocking; 0 on EOF */
+    for (;;) {
+        if ((*line = buffered_line())) return 1;
+        if (stdin_len == sizeof stdin_buffer - 1) fail("a plan line is longer than %zu bytes", stdin_len);
+        ssize_t got = read(0, stdin_buffer + stdin_len, sizeof stdin_buffer - 1 - stdin_len);
+        if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (got <= 0) return 0;
+        stdin_len += (size_t)got;
+    }
+}
+
+static void consume_stdin_line(void) {
+    memmove(stdin_buffer, stdin_buffer + stdin_line_len, stdin_len - stdin_line_len);
+    stdin_len -= stdin_line_len;
+    stdin_line_len = 0;
+}
+
+static void read_settings(char *line) {
+    for (char *token = strtok(line, " "); token; token = strtok(NULL, " ")) {
+        char *value = strchr(token, '=');
+        if (!value) fail("a setting without '=': %s", token);
+        *value++ = 0;
+        if (!strcmp(token, "host")) snprintf(plan.host, sizeof plan.host, "%s", value);
+        else if (!strcmp(token, "port")) snprintf(plan.port, sizeof plan.port, "%s", value);
+        else if (!strcmp(token, "path")) snprintf(plan.path, sizeof plan.path, "%s", value);
+        else if (!strcmp(token, "hz")) plan.hz = atof(value);
+        else if (!strcmp(token, "drain")) plan.drain = atof(value);
+        else if (!strcmp(token, "latency_bin_ms")) plan.bin_ms = atof(value);
+        else if (!strcmp(token, "ready_timeout")) plan.ready_timeout = atof(value);
+        else if (!strcmp(token, "idle")) plan.idle = atoi(value);
+        else if (!strcmp(token, "clients")) plan.count = atoi(value);
+        else fail("unknown setting %s", token);
+    }
+    if (!plan.host[0] || !plan.port[0] || plan.count <= 0 || plan.hz <= 0 || plan.bin_ms <= 0)
+        fail("the settings need host, port, clients > 0, hz > 0 and latency_bin_ms > 0");
+}
+
+static void read_client(Client *client, char *line) {
+    char hex[2 * sizeof client->pose + 1];
+    if (sscanf(line, "%d %127s %39s %256s", &client->index, client->room, client->z, hex) != 4)
+        fail("a client line is not 'INDEX ROOM Z POSE_HEX': %s", line);
+    size_t len = strlen(hex) / 2;
+    for (size_t i = 0; i < len; i++) {
+        unsigned byte;
+        if (sscanf(hex + 2 * i, "%2x", &byte) != 1) fail("bad pose hex for client %d", client->index);
+        client->pose[i] = (uint8_t)byte;
+    }
+    client->pose_len = len;
+    if (len < POSE_X_OFFSET + 3 || (client->pose[1] & (HAS_T | HEAD_WIDE)) != HAS_T)
+        fail("the pose of client %d must carry t and a compact head", client->index);
+    client->fd = -1;
+    client->close_code = -1;
+}
+
+/* ---- sockets ---------------------------------------------------------------------------------------------------- */
+
+static void watch(Client *client, int out) {
+    struct epoll_event event = {.events = EPOLLIN | (out ? EPOLLOUT : 0), .data.u32 = (uint32_t)(client - clients)};
+    epoll_ctl(poller, EPOLL_CTL_MOD, client->fd, &event);
+    client->polling_out = out;
+}
+
+static void drop(Client *client, int close_code) {
+    if (client->state == CLOSED) return;
+    if (client->state != READY) fail("client %d: connection ended before it joined", client->index);
+    if (!client->closing && client->close_code < 0) client->close_code = close_code;
+    client->state = CLOSED;
+    open_count--;
+    close(client->fd);
+    client->fd = -1;
+}
+
+static void flush(Client *client) {
+    while (client->out_sent < client->out_len) {
+        ssize_t sent = send(client->fd, client->out + client->out_sent, client->out_len - client->out_sent,
+                            MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (sent < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN) break;
+            drop(client, 1006);
+            return;
+        }
+        client->out_sent += (size_t)sent;
+    }
+    int pending = client->out_sent < client->out_len;
+    if (!pending) client->out_len = client->out_sent = 0;
+    if (pending != client->polling_out) watch(client, pending);
+}
+
+/* `len` more bytes at the end of the client's output buffer, to be filled by the caller. */
+static uint8_t *reserve(Client *client, size_t len) {
+    if (client->out_len + len > client->out_cap) {
+        client->out_cap = (client->out_len + len) * 2;
+        client->out = grow(client->out, client->out_cap);
+    }
+    uint8_t *at = client->out + client->out_len;
+    client->out_len += len;
+    return at;
+}
+
+/* Queue and send one masked client frame (RFC 6455 5.3: the client masks; one key per connection). */
+static void send_frame(Client *client, int opcode, const uint8_t *payload, size_t len) {
+    uint8_t header[14], *p = header;
+    *p++ = (uint8_t)(0x80 | opcode);
+    if (len < 126) {
+        *p++ = (uint8_t)(0x80 | len);
+    } else if (len < 65536) {
+        *p++ = 0x80 | 126;
+        *p++ = (uint8_t)(len >> 8);
+        *p++ = (uint8_t)len;
+    } else {
+        *p++ = 0x80 | 127;
+        for (int shift = 56; shift >= 0; shift -= 8) *p++ = (uint8_t)((uint64_t)len >> shift);
+    }
+    memcpy(p, client->mask, 4);
+    memcpy(reserve(client, (size_t)(p + 4 - header)), header, (size_t)(p + 4 - header));
+    uint8_t *masked = reserve(client, len);
+    for (size_t i = 0; i < len; i++) masked[i] = payload[i] ^ client->mask[i & 3];
+    if (client->state != CONNECTING) flush(client); /* else once connected */
+}
+
+static void send_json(Client *client, const Text *json) {
+    uint8_t *frame = grow(NULL, json->len + 1);
+    frame[0] = TAG_JSON;
+    memcpy(frame + 1, json->data, json->len);
+    send_frame(client, 0x2, frame, json->len + 1);
+    free(frame);
+}
+
+static void send_close(Client *client, int code) {
+    uint8_t payload[2] = {(uint8_t)(code >> 8), (uint8_t)code};
+    send_frame(client, 0x8, payload, 2);
+}
+
+static void open_connection(Client *client) {
+    client->fd = socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (client->fd < 0) fail("socket: %s", strerror(errno));
+    int one = 1;
+    setsockopt(client->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(client->fd, (struct sockaddr *)&address, address_len) < 0 && errno != EINPROGRESS)
+        fail("client %d: cannot connect to %s:%s: %s", client->index, plan.host, plan.port, strerror(errno));
+    struct epoll_event event = {.events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)(client - clients)};
+    epoll_ctl(poller, EPOLL_CTL_ADD, client->fd, &event);
+    client->polling_out = 1;
+    client->state = CONNECTING;
+    uint64_t mask = random_next();
+    memcpy(client->mask, &mask, 4);
+
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    uint8_t nonce[18] = {0};
+    uint64_t words[2] = {random_next(), random_next()};
+    memcpy(nonce, words, 16);
+    char key[25];
+    for (int i = 0; i < 6; i++) { /* base64 of 16 bytes: 22 characters and "==" */
+        uint32_t triple = (uint32_t)nonce[3 * i] << 16 | (uint32_t)nonce[3 * i + 1] << 8 | nonce[3 * i + 2];
+        for (int j = 0; j < 4; j++) key[4 * i + j] = alphabet[(triple >> (18 - 6 * j)) & 63];
+    }
+    key[22] = key[23] = '=';
+    key[24] = 0;
+    Text request = {0};
+    text_printf(&request,
+                "GET %s HTTP/1.1\r\nHost: %s:%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: shoal.v1.bin\r\n\r\n",
+                plan.path, plan.host, plan.port, key);
+    memcpy(reserve(client, request.len), request.data, request.len);
+    free(request.data);
+}
+
+/* ---- what arrives -------------------------------------------------------------------------------------------------- */
+
+/* The slot of `sender` in the client's open-addressing table: its own, or the empty one it would take. */
+static Seen *seen_slot(Client *client, uint32_t sender) {
+    uint32_t slots = client->seen_cap - 1, i = (sender * 2654435761u) >> 7 & slots;
+    while (client->seen[i].bits && client->seen[i].id != sender) i = (i + 1) & slots;
+    return &client->seen[i];
+}
+
+static Seen *seen_of(Client *client, uint32_t sender) {
+    if (2 * (client->seen_count + 1) > client->seen_cap) {
+        Seen *old = client->seen;
+        uint32_t old_cap = client->seen_cap;
+        client->seen_cap = old_cap ? 2 * old_cap : 64;
+        client->seen = calloc(client->seen_cap, sizeof(Seen));
+        if (!client->seen) fail("out of memory");
+        for (uint32_t i = 0; i < old_cap; i++)
+            if (old[i].bits) *seen_slot(client, old[i].id) = old[i];
+        free(old);
+    }
+    Seen *seen = seen_slot(client, sender);
+    if (!seen->bits) {
+        seen->id = sender;
+        seen->words = 16;
+        seen->bits = calloc(seen->words, sizeof(uint64_t));
+        if (!seen->bits) fail("out of memory");
+        client->seen_count++;
+    }
+    return seen;
+}
+
+static void count_latency(long long index) {
+    if (index >= 0 && index < LATENCY_BINS) {
+        bins[index]++;
+        return;
+    }
+    for (size_t i = 0; i < extra_count; i++) {
+        if (extra_bins[i].index == index) {
+            extra_bins[i].count++;
+            return;
+        }
+    }
+    if (extra_count == extra_cap) {
+        extra_cap = extra_cap ? 2 * extra_cap : 64;
+        extra_bins = grow(extra_bins, extra_cap * sizeof(Bin));
+    }
+    extra_bins[extra_count++] = (Bin){index, 1};
+}
+
+static void on_control(const uint8_t *data, size_t len) {
+    if (!len || data[0] != TAG_JSON) {
+        add_error("unreadable message: %s", len ? "unknown tag" : "empty");
+        return;
+    }
+    const char *json = (const char *)data + 1, *end = (const char *)data + len;
+    if (json_type_is(json, end, "error")) {
+        char error[400];
+        error_text(json, end, error, sizeof error);
+        add_error("%s", error);
+    }
+}
+
+typedef struct {
+    uint32_t sender;
+    int has_t;
+    double x, t;
+} Entry;
+
+static Entry *entries;
+static size_t entries_cap;
+
+/* The entries of a tick frame (member id, head x, t), read as binary_tick_poses reads them, into `entries`:
+ * their number, or -1 if the frame is truncated. */
+static long tick_entries(const uint8_t *data, size_t len) {
+    if (len < 16) return -1;
+    double tick_t;
+    uint16_t count;
+    memcpy(&tick_t, data + 6, 8);
+    memcpy(&count, data + 14, 2);
+    if (count > entries_cap) {
+        entries_cap = count;
+        entries = grow(entries, entries_cap * sizeof(Entry));
+    }
+    size_t offset = 16;
+    for (uint16_t i = 0; i < count; i++) {
+        if (offset + 5 > len) return -1;
+        Entry *entry = &entries[i];
+        memcpy(&entry->sender, data + offset, 4);
+        uint8_t flags = data[offset + 4];
+        offset += 5;
+        entry->has_t = flags & HAS_T;
+        if (entry->has_t) {
+            int32_t age;
+            if (offset + 4 > len) return -1;
+            memcpy(&age, data + offset, 4);
+            entry->t = tick_t - age / AGE_SCALE;
+            offset += 4;
+        }
+        if (flags & HEAD_WIDE) {
+            if (offset + 8 > len) return -1;
+            memcpy(&entry->x, data + offset, 8);
+            offset += 24 + 6;
+        } else {
+            uint16_t low;
+            if (offset + 3 > len) return -1;
+            memcpy(&low, data + offset, 2);
+            entry->x = ((int32_t)(int8_t)data[offset + 2] * 65536 + low) / HEAD_SCALE;
+            offset += 9 + 6;
+        }
+        if (flags & LEFT) offset += (flags & LEFT_WIDE ? 24 : 6) + 6;
+        if (flags & RIGHT) offset += (flags & RIGHT_WIDE ? 24 : 6) + 6;
+    }
+    return count;
+}
+
+/* Count the poses of one message from other members, once per sender and sequence number, and their latency
+ * when received inside the window (BenchClient.record). */
+static void record(Client *client, const uint8_t *data, size_t len, double received_at) {
+    if (!len || data[0] != TAG_TICK) {
+        on_control(data, len);
+        return;
+    }
+    long count = tick_entries(data, len);
+    if (count < 0) {
+        add_error("unreadable message: truncated tick");
+        return;
+    }
+    int in_window = window_start <= received_at && received_at < window_end;
+    double received_ms = received_at * 1000.0;
+    for (long i = 0; i < count; i++) {
+        Entry *entry = &entries[i];
+        if (entry->sender == client->id) continue;
+        double seq = nearbyint(entry->x * 1000.0); /* Python's round(): half to even */
+        if (!(seq >= 0 && seq < MAX_SEQ)) {
+            add_error("unreadable message: sequence number %.0f", seq);
+            continue;
+        }
+        uint64_t bit = (uint64_t)seq;
+        Seen *seen = seen_of(client, entry->sender);
+        if (bit / 64 >= seen->words) {
+            uint32_t words = seen->words;
+            while (bit / 64 >= words) words *= 2;
+            seen->bits = grow(seen->bits, words * sizeof(uint64_t));
+            memset(seen->bits + seen->words, 0, (words - seen->words) * sizeof(uint64_t));
+            seen->words = words;
+        }
+        uint64_t *word = &seen->bits[bit / 64], mask = 1ULL << (bit % 64);
+        if (*word & mask) {
+            duplicates++; /* full state resent after a skipped tick, or a far-tier refresh */
+            continue;
+        }
+        *word |= mask;
+        if (in_window) {
+            deliveries++;
+            if (entry->has_t) count_latency((long long)((received_ms - entry->t) / plan.bin_ms));
+        }
+    }
+}
+
+/* One whole message (text or binary) on a client's connection. */
+static void on_message(Client *client, const uint8_t *data, size_t len, double received_at) {
+    if (client->state == READY) {
+        record(client, data, len, received_at);
+        return;
+    }
+    if (!len || data[0] != TAG_JSON) return; /* a tick before `joined` */
+    const char *json = (const char *)data + 1, *end = (const char *)data + len;
+    const char *answer = client->state == GREETING ? "welcome" : "joined";
+    if (json_type_is(json, end, "error")) {
+        char error[400];
+        error_text(json, end, error, sizeof error);
+        fail("client %d: %s refused: %s", client->index, answer, error);
+    }
+    if (!json_type_is(json, end, answer)) return;
+    if (client->state == GREETING) {
+        const char *id = json_value(json, end, "id");
+        if (!id) fail("client %d: a welcome without an id", client->index);
+        client->id = (uint32_t)strtoul(id, NULL, 10);
+        Text join = {0};
+        text_printf(&join, "{\"type\": \"join\", \"room\": ");
+        text_json_string(&join, client->room, strlen(client->room));
+        text_append(&join, "}", 1);
+        client->state = JOINING;
+        send_json(client, &join);
+        free(join.data);
+    } else {
+        client->state = READY;
+        ready_count++;
+        open_count++;
+        in_flight--;
+    }
+}
+
+/* The response to the upgrade request, once its head is complete: 1 if the connection is now a WebSocket. */
+static int on_upgrade(Client *client) {
+    char *head = (char *)client->in, *end = memmem(head, client->in_len, "\r\n\r\n", 4);
+    if (!end) {
+        if (client->in_len > 16384) fail("client %d: the upgrade response has no end", client->index);
+        return 0;
+    }
+    *end = 0;
+    if (strncmp(head, "HTTP/1.1 101", 12) != 0)
+        fail("client %d: the server refused the upgrade: %.*s", client->index, (int)strcspn(head, "\r"), head);
+    const char *protocol = "";
+    int protocol_len = 0;
+    for (char *line = strstr(head, "\r\n"); line; line = strstr(line + 2, "\r\n")) {
+        if (strncasecmp(line + 2, "Sec-WebSocket-Protocol:", 23)) continue;
+        protocol = line + 25;
+        while (*protocol == ' ' || *protocol == '\t') protocol++;
+        protocol_len = (int)strcspn(protocol, " \t\r");
+    }
+    if (protocol_len != 12 || strncmp(protocol, "shoal.v1.bin", 12))
+        fail("client %d: the server answered subprotocol '%.*s' to 'shoal.v1.bin'", client->index, protocol_len,
+             protocol);
+    size_t used = (size_t)(end + 4 - head);
+    memmove(client->in, client->in + used, client->in_len - used);
+    client->in_len -= used;
+    client->state = GREETING;
+    Text hello = {0};
+    text_printf(&hello, "{\"type\": \"hello\", \"name\": \"bench %d\"}", client->index);
+    send_json(client, &hello);
+    free(hello.data);
+    return 1;
+}
+
+/* Every complete frame in the client's input buffer; a partial one stays for the next read. */
+static void on_frames(Client *client, double received_at) {
+    size_t offset = 0;
+    while (client->state != CLOSED) {
+        uint8_t *frame = client->in + offset;
+        size_t available = client->in_len - offset, head = 2;
+        if (available < 2) break;
+        int short_len = frame[1] & 0x7F, masked = frame[1] & 0x80;
+        if (short_len == 126) head = 4;
+        if (short_len == 127) head = 10;
+        if (available < head + (masked ? 4 : 0)) break;
+        uint64_t len = (uint64_t)short_len;
+        if (short_len == 126) {
+            len = (uint64_t)frame[2] << 8 | frame[3];
+        } else if (short_len == 127) {
+            len = 0;
+            for (int i = 2; i < 10; i++) len = len << 8 | frame[i];
+        }
+        if (len > MAX_MESSAGE) fail("client %d: a %llu-byte frame", client->index, (unsigned long long)len);
+        size_t total = head + (masked ? 4 : 0) + (size_t)len;
+        if (available < total) {
+            if (client->in_cap < total + READ_CHUNK) { /* room for the rest of a large frame */
+                client->in_cap = total + READ_CHUNK;
+                client->in = grow(client->in, client->in_cap);
+            }
+            break;
+        }
+        uint8_t *payload = frame + head + (masked ? 4 : 0);
+        if (masked) /* servers do not mask; unmask anyway */
+            for (size_t i = 0; i < len; i++) payload[i] ^= frame[head + (i & 3)];
+        offset += total;
+        int opcode = frame[0] & 0x0F;
+        if (!(frame[0] & 0x80) || opcode == 0x0) {
+            add_error("websocket error: fragmented messages are not supported");
+        } else if (opcode == 0x1 || opcode == 0x2) {
+            on_message(client, payload, (size_t)len, received_at);
+        } else if (opcode == 0x8) {
+            int code = len >= 2 ? payload[0] << 8 | payload[1] : 1005;
+            if (client->state != READY)
+                fail("client %d: connection ended before it joined: CLOSE %d", client->index, code);
+            if (!client->closing) send_close(client, code);
+            drop(client, code);
+        } else if (opcode == 0x9) {
+            send_frame(client, 0xA, payload, (size_t)len);
+        }
+    }
+    if (client->state == CLOSED) return;
+    memmove(client->in, client->in + offset, client->in_len - offset);
+    client->in_len -= offset;
+}
+
+static void on_readable(Client *client) {
+    if (client->in_cap - client->in_len < READ_CHUNK / 4) {
+        client->in_cap = client->in_cap ? 2 * client->in_cap : READ_CHUNK;
+        client->in = grow(client->in, client->in_cap);
+    }
+    ssize_t got = recv(client->fd, client->in + client->in_len, client->in_cap - client->in_len, 0);
+    double received_at = wall();
+    if (got < 0) {
+        if (errno != EAGAIN && errno != EINTR) {
+            if (client->state != READY) fail("client %d: %s", client->index, strerror(errno));
+            drop(client, 1006);
+        }
+        return;
+    }
+    if (got == 0) {
+        drop(client, 1000); /* as aiohttp reports a connection closed without a close frame */
+        return;
+    }
+    client->in_len += (size_t)got;
+    if (client->state == UPGRADING && !on_upgrade(client)) return;
+    on_frames(client, received_at);
+}
+
+static void on_event(Client *client, uint32_t events) {
+    if (client->state == CLOSED) return;
+    if (client->state == CONNECTING) {
+        int error = 0;
+        socklen_t size = sizeof error;
+        getsockopt(client->fd, SOL_SOCKET, SO_ERROR, &error, &size);
+        if (error) fail("client %d: cannot connect to %s:%s: %s", client->index, plan.host, plan.port, strerror(error));
+        if (!(events & EPOLLOUT)) return;
+        client->state = UPGRADING;
+    }
+    if (events & EPOLLOUT) flush(client);
+    if (client->state != CLOSED && events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(client);
+}
+
+/* ---- the loop ----------------------------------------------------------------------------------------------------- */
+
+/* Wait for events until `until` (wall clock) at the latest, and handle them. */
+static void poll_once(double until, int stdin_watched, int *stdin_ready) {
+    static struct epoll_event events[EVENTS_PER_POLL];
+    double wait = until - wall();
+    int timeout = wait <= 0 ? 0 : (int)ceil(wait * 1000.0);
+    int count = epoll_wait(poller, events, EVENTS_PER_POLL, timeout);
+    if (count < 0 && errno != EINTR) fail("epoll_wait: %s", strerror(errno));
+    for (int i = 0; i < count; i++) {
+        if (events[i].data.u32 == STDIN_ID) {
+            if (stdin_watched) *stdin_ready = 1;
+            continue;
+        }
+        on_event(&clients[events[i].data.u32], events[i].events);
+    }
+}
+
+/* Read what stdin has (it is readable): 1 when a whole line is buffered, 0 if not yet, -1 on EOF. */
+static int poll_stdin_line(void) {
+    if (memchr(stdin_buffer, '\n', stdin_len)) return 1;
+    if (stdin_len == sizeof stdin_buffer - 1) fail("an order line is too long");
+    ssize_t got = read(0, stdin_buffer + stdin_len, sizeof stdin_buffer - 1 - stdin_len);
+    if (got < 0) return errno == EINTR || errno == EAGAIN ? 0 : -1;
+    if (got == 0) return -1;
+    stdin_len += (size_t)got;
+    return memchr(stdin_buffer, '\n', stdin_len) ? 1 : 0;
+}
+
+static void connect_all(void) {
+    double deadline = monotonic() + plan.ready_timeout;
+    int next = 0;
+    while (ready_count < plan.count) {
+        while (in_flight < CONNECT_CONCURRENCY && next < plan.count) {
+            open_connection(&clients[next++]);
+            in_flight++;
+        }
+        if (monotonic() >= deadline)
+            fail("%d of %d clients joined within the ready timeout (%g s)", ready_count, plan.count,
+                 plan.ready_timeout);
+        poll_once(wall() + (deadline - monotonic()), 0, NULL);
+    }
+}
+
+static void emit_ready(void) {
+    Text line = {0};
+    text_printf(&line, "{\"ready\": true, \"ids\": [");
+    for (int i = 0; i < plan.count; i++) text_printf(&line, i ? ", %u" : "%u", clients[i].id);
+    text_printf(&line, "]}\n");
+    write_all(1, line.data, line.len);
+    free(line.data);
+}
+
+/* Serve the connections until stdin has a whole line (1) or ends (0). */
+static int wait_for_order(void) {
+    struct epoll_event event = {.events = EPOLLIN, .data.u32 = STDIN_ID};
+    epoll_ctl(poller, EPOLL_CTL_ADD, 0, &event);
+    int state = 0;
+    while (!state) {
+        int readable = 0;
+        if (!memchr(stdin_buffer, '\n', stdin_len)) poll_once(wall() + 1.0, 1, &readable);
+        if (readable || memchr(stdin_buffer, '\n', stdin_len)) state = poll_stdin_line();
+    }
+    epoll_ctl(poller, EPOLL_CTL_DEL, 0, NULL);
+    return state > 0 && buffered_line();
+}
+
+static int heap_before(uint32_t a, uint32_t b) { return clients[a].next_at < clients[b].next_at; }
+
+static void heap_push(uint32_t client) {
+    int i = heap_count++;
+    heap[i] = client;
+    while (i > 0 && heap_before(heap[i], heap[(i - 1) / 2])) {
+        uint32_t parent = heap[(i - 1) / 2];
+        heap[(i - 1) / 2] = heap[i];
+        heap[i] = parent;
+        i = (i - 1) / 2;
+    }
+}
+
+static uint32_t heap_pop(void) {
+    uint32_t top = heap[0];
+    heap[0] = heap[--heap_count];
+    for (int i = 0;;) {
+        int smallest = i, left = 2 * i + 1, right = left + 1;
+        if (left < heap_count && heap_before(heap[left], heap[smallest])) smallest = left;
+        if (right < heap_count && heap_before(heap[right], heap[smallest])) smallest = right;
+        if (smallest == i) break;
+        uint32_t swap = heap[i];
+        heap[i] = heap[smallest];
+        heap[smallest] = swap;
+        i = smallest;
+    }
+    return top;
+}
+
+/* This client's next pose: the template with `t` (ms) and the head's x (seq / 1000 m, in 0.1 mm steps) patched. */
+static void send_pose(Client *client, double now) {
+    double t = now * 1000.0, x = client->seq / 1000.0;
+    int32_t steps = (int32_t)floor(x * HEAD_SCALE + 0.5);
+    uint16_t low = (uint16_t)(steps & 0xFFFF);
+    memcpy(client->pose + POSE_T_OFFSET, &t, 8);
+    memcpy(client->pose + POSE_X_OFFSET, &low, 2);
+    client->pose[POSE_X_OFFSET + 2] = (uint8_t)(steps >> 16);
+    send_frame(client, 0x2, client->pose, client->pose_len);
+}
+
+/* Send every pose that is due (BenchClient.send_poses: no catching up, a client late by a period skips ahead). */
+static void send_due(double period) {
+    while (heap_count && clients[heap[0]].next_at <= wall()) {
+        Client *client = &clients[heap_pop()];
+        double now = wall();
+        if (client->state != READY || now >= window_end) continue;
+        client->seq++;
+        if (now >= window_start) {
+            if (!client->first_seq) client->first_seq = client->seq;
+            client->last_seq = client->seq;
+        }
+        send_pose(client, now);
+        client->next_at += period;
+        if (client->next_at < now - period) client->next_at = now + period;
+        if (client->next_at < window_end && client->state == READY) heap_push((uint32_t)(client - clients));
+    }
+}
+
+/* Stream poses over the window, read until `drain` seconds after it, and return the CPU used in the window. */
+static double run_window(void) {
+    double period = 1.0 / plan.hz, go = wall(), stop_at = window_end + plan.drain;
+    double cpu_at_start = -1, cpu_at_end = -1;
+    alarm((unsigned)fmax(stop_at - go, 0.0) + HARD_MARGIN_S);
+    heap = grow(NULL, (size_t)plan.count * sizeof(uint32_t));
+    for (int i = 0; i < plan.count; i++) {
+        Client *client = &clients[i];
+        client->next_at = go + (double)(random_next() >> 11) / 9007199254740992.0 * period;
+        if (client->state == READY && client->next_at < window_end) heap_push((uint32_t)i);
+    }
+    for (;;) {
+        double now = wall();
+        if (cpu_at_start < 0 && now >= window_start) cpu_at_start = cpu_seconds();
+        if (cpu_at_end < 0 && now >= window_end) cpu_at_end = cpu_seconds();
+        if (now >= stop_at || !open_count) break;
+        send_due(period);
+        double until = stop_at;
+        if (heap_count && clients[heap[0]].next_at < until) until = clients[heap[0]].next_at;
+        if (cpu_at_start < 0 && window_start < until) until = window_start;
+        if (cpu_at_end < 0 && window_end < until) until = window_end;
+        poll_once(until, 0, NULL);
+    }
+    if (cpu_at_end < 0) cpu_at_end = cpu_seconds();
+    return cpu_at_end - (cpu_at_start < 0 ? 0.0 : cpu_at_start);
+}
+
+/* Send a close frame on every open connection and wait (at most CLOSE_TIMEOUT_S) for the server to close them. */
+static void close_all(void) {
+    for (int i = 0; i < plan.count; i++) {
+        Client *client = &clients[i];
+        if (client->state != READY) continue;
+        client->closing = 1;
+        send_close(client, 1000);
+    }
+    double deadline = wall() + CLOSE_TIMEOUT_S;
+    while (open_count && wall() < deadline) poll_once(deadline, 0, NULL);
+    for (int i = 0; i < plan.count; i++)
+        if (clients[i].state == READY) close(clients[i].fd);
+}
+
+static void emit_result(double cpu_s) {
+    Text out = {0};
+    text_printf(&out, "{\"result\": {\"cpu_s\": %.6f, \"deliveries\": %llu, \"duplicates\": %llu, \"latency_bins\": {",
+                cpu_s, deliveries, duplicates);
+    int first = 1;
+    for (long i = 0; i < LATENCY_BINS; i++) {
+        if (!bins[i]) continue;
+        text_printf(&out, first ? "\"%ld\": %u" : ", \"%ld\": %u", i, bins[i]);
+        first = 0;
+    }
+    for (size_t i = 0; i < extra_count; i++) {
+        text_printf(&out, first ? "\"%lld\": %llu" : ", \"%lld\": %llu", extra_bins[i].index, extra_bins[i].count);
+        first = 0;
+    }
+    text_printf(&out, "}, \"senders\": {");
+    for (int i = 0; i < plan.count; i++) {
+        Client *client = &clients[i];
+        text_printf(&out, i ? ", \"%u\": [" : "\"%u\": [", client->id);
+        text_json_string(&out, client->room, strlen(client->room));
+        if (client->first_seq) text_printf(&out, ", %ld, %ld]", client->first_seq, client->last_seq);
+        else text_printf(&out, ", null, null]");
+    }
+    text_printf(&out, "}, \"receivers\": {");
+    for (int i = 0; i < plan.count; i++) {
+        Client *client = &clients[i];
+        text_printf(&out, i ? ", \"%u\": [" : "\"%u\": [", client->id);
+        text_json_string(&out, client->room, strlen(client->room));
+        text_printf(&out, ", {");
+        int first_sender = 1;
+        for (uint32_t s = 0; s < client->seen_cap; s++) {
+            Seen *seen = &client->seen[s];
+            if (!seen->bits) continue;
+            text_printf(&out, first_sender ? "\"%u\": \"0x" : ", \"%u\": \"0x", seen->id);
+            first_sender = 0;
+            int top = (int)seen->words - 1;
+            while (top > 0 && !seen->bits[top]) top--;
+            text_printf(&out, "%llx", (unsigned long long)seen->bits[top]); /* as Python's hex(): no leading zeros */
+            for (int w = top - 1; w >= 0; w--) text_printf(&out, "%016llx", (unsigned long long)seen->bits[w]);
+            text_append(&out, "\"", 1);
+        }
+        text_printf(&out, "}]");
+    }
+    text_printf(&out, "}, \"positions\": {");
+    for (int i = 0; i < plan.count; i++) text_printf(&out, i ? ", \"%u\": %s" : "\"%u\": %s", clients[i].id, clients[i].z);
+    text_printf(&out, "}, \"closed\": {");
+    first = 1;
+    for (int i = 0; i < plan.count; i++) {
+        if (clients[i].close_code < 0) continue;
+        text_printf(&out, first ? "\"%u\": %d" : ", \"%u\": %d", clients[i].id, clients[i].close_code);
+        first = 0;
+    }
+    if (errors_dropped) add_error("... and %d more errors", errors_dropped);
+    text_printf(&out, "}, \"errors\": [%s]}}\n", errors.data ? errors.data : "");
+    write_all(1, out.data, out.len);
+    free(out.data);
+}
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN);
+    struct rlimit files;
+    if (!getrlimit(RLIMIT_NOFILE, &files)) { /* a loader may hold thousands of connections */
+        files.rlim_cur = files.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &files);
+    }
+    struct timespec seed;
+    clock_gettime(CLOCK_REALTIME, &seed);
+    random_state = ((uint64_t)seed.tv_nsec << 20 ^ (uint64_t)seed.tv_sec ^ (uint64_t)getpid() << 40) | 1;
+
+    char *line;
+    if (!read_stdin_line(&line)) fail("no plan on stdin");
+    read_settings(line);
+    consume_stdin_line();
+    alarm((unsigned)plan.ready_timeout + HARD_MARGIN_S);
+    clients = calloc((size_t)plan.count, sizeof(Client));
+    bins = calloc(LATENCY_BINS, sizeof(uint32_t));
+    if (!clients || !bins) fail("out of memory");
+    for (int i = 0; i < plan.count; i++) {
+        if (!read_stdin_line(&line)) fail("the plan ended after %d of %d clients", i, plan.count);
+        read_client(&clients[i], line);
+        consume_stdin_line();
+    }
+
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *found;
+    int status = getaddrinfo(plan.host, plan.port, &hints, &found);
+    if (status) fail("cannot resolve %s: %s", plan.host, gai_strerror(status));
+    struct addrinfo *chosen = found; /* IPv4 first: `localhost` may resolve to ::1 for a server on 127.0.0.1 */
+    for (struct addrinfo *each = found; each; each = each->ai_next)
+        if (each->ai_family == AF_INET) {
+            chosen = each;
+            break;
+        }
+    memcpy(&address, chosen->ai_addr, chosen->ai_addrlen);
+    address_len = chosen->ai_addrlen;
+    freeaddrinfo(found);
+    poller = epoll_create1(0);
+    if (poller < 0) fail("epoll_create1: %s", strerror(errno));
+
+    connect_all();
+    emit_ready();
+    if (plan.idle) { /* held until the orchestrator closes stdin (it measures the server meanwhile) */
+        alarm(0);
+        while (wait_for_order()) consume_stdin_line();
+        char result[64];
+        write_all(1, result, (size_t)snprintf(result, sizeof result, "{\"result\": {\"idle\": %d}}\n", plan.count));
+        return 0;
+    }
+    if (!wait_for_order()) fail("the orchestrator closed stdin before the start");
+    if (sscanf(stdin_buffer, "start %lf %lf", &window_start, &window_end) != 2)
+        fail("expected 'start START END', got: %.80s", stdin_buffer);
+    consume_stdin_line();
+    double cpu_s = run_window();
+    close_all();
+    emit_result(cpu_s);
+    return 0;
+}

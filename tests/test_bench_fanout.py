@@ -7,28 +7,16 @@ at full size (docs/benchmarks/README.md).
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import psutil
 
-FANOUT = Path(__file__).parents[1] / "bench" / "fanout.py"
+from support.bench import report_of
+
 RUN_TIMEOUT_S = 90
 
 
 def test_a_tiny_run_reports_deliveries_without_loss_and_stops_its_server() -> None:
-    command = [
-        sys.executable, str(FANOUT), "--clients", "10", "--room-size", "5", "--hz", "20", "--loaders", "2",
-        "--warmup", "1", "--duration", "2",
-    ]  # fmt: skip
-    run = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False)
-    assert run.returncode == 0, run.stderr
-
-    lines = run.stdout.strip().splitlines()
-    assert len(lines) == 1, run.stdout
-    report = json.loads(lines[0])
+    args = ["--clients", "10", "--room-size", "5", "--hz", "20", "--loaders", "2", "--warmup", "1", "--duration", "2"]
+    report = report_of("fanout.py", *args, timeout=RUN_TIMEOUT_S)
     params = report["params"]
     assert (params["clients"], params["room_size"], params["hz"], params["loaders"]) == (10, 5, 20.0, 2)
     assert (params["warmup_s"], params["duration_s"], params["tick_rate"]) == (1.0, 2.0, 20.0)

@@ -7,7 +7,6 @@ figures come from full-size runs (docs/benchmarks/README.md).
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from support.bench import report_of
+
 FLOOR = Path(__file__).parents[1] / "bench" / "floor.py"
 
 
@@ -23,20 +24,15 @@ FLOOR = Path(__file__).parents[1] / "bench" / "floor.py"
 def test_a_tiny_run_delivers_every_pose_to_the_other_members(server: str, require: Callable[[bool, str], None]) -> None:
     if server == "c":
         require(shutil.which("cc") is not None or shutil.which("gcc") is not None, "no C compiler (cc or gcc)")
-    command = [
-        sys.executable, str(FLOOR), "--server", server, "--clients", "10", "--room-size", "5", "--hz", "20",
-        "--warmup", "1", "--duration", "2",
-    ]  # fmt: skip
-    run = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
-    assert run.returncode == 0, run.stderr
-
-    lines = run.stdout.strip().splitlines()
-    assert len(lines) == 1, run.stdout
-    report = json.loads(lines[0])
+    args = ["--server", server, "--clients", "10", "--room-size", "5", "--hz", "20", "--warmup", "1", "--duration", "2"]
+    report = report_of("floor.py", *args, timeout=60)
     assert report["server"] == server
     assert report["expected_per_s"] == 10 * 20 * 4  # each pose to the 4 others of its room
     assert 0.8 <= report["deliveries_per_s"] / report["expected_per_s"] <= 1.2, report
-    assert report["us_per_delivered_pose"] > 0 and report["server_cores_used"] > 0
+    # /proc counts CPU in clock ticks (10 ms): the C server's few ms of this tiny run may read as 0
+    assert report["us_per_delivered_pose"] >= 0 and report["server_cores_used"] >= 0
+    if server == "python":
+        assert report["us_per_delivered_pose"] > 0
     assert report["params"]["read_pacing_ms"] == 20.0
 
 

@@ -10,6 +10,8 @@ from typing import Any
 import click
 
 PROTOCOL_CHOICES = ("json", "binary", "broadcast")
+LOADER_CHOICES = ("python", "c")
+"""These mirror `shoal.bench.fanout.PROTOCOLS` and `LOADERS`, which this module does not import at start-up."""
 
 
 def _counts(ctx: click.Context, param: click.Parameter, text: str) -> tuple[int, ...]:
@@ -42,7 +44,7 @@ def _raise_on_sigterm(signum: int, frame: Any) -> None:
 @click.option(
     "--loader",
     default="python",
-    type=click.Choice(["python", "c"]),
+    type=click.Choice(LOADER_CHOICES),
     help="Load generator: shoal.bench.loader, or loader.c built with cc (binary protocol only, far less CPU).",
 )
 @click.option("--warmup", default=3.0, type=click.FloatRange(0, 600), help="Seconds of traffic before measuring.")

@@ -468,8 +468,10 @@ describe('interpolated hand joints (remoteJoints)', () => {
   const BOB = { id: 2, name: 'Bob', color: '#4363d8' };
   const CY = { id: 3, name: 'Cy', color: '#f58231' };
   const tick = (seq, t, extra) => ({ type: 'tick', seq, t, poses: [], ...extra });
-  const close = (actual, expected, what) =>
-    actual.forEach((value, i) => assert.ok(Math.abs(value - expected[i]) < 1e-9, `${what}: ${actual} != ${expected}`));
+  const close = (actual, expected, what, tolerance = 1e-9) =>
+    actual.forEach((value, i) =>
+      assert.ok(Math.abs(value - expected[i]) < tolerance, `${what}: ${actual} != ${expected}`),
+    );
 
   test('null for a member that has sent no joints, and for an unknown id', async () => {
     const { client, socket } = await joinedClient('lobby', [BOB, CY]);
@@ -479,15 +481,17 @@ describe('interpolated hand joints (remoteJoints)', () => {
     assert.equal(client.remoteJoints(3), null);
   });
 
-  test('between two joints ticks: positions lerped, rotations slerped, at the moment remotePose shows', async () => {
+  test('between two joints ticks: positions lerped, rotations slerped, one joints interval behind the pose', async () => {
     const { client, socket } = await joinedClient('lobby', [BOB], [], { limits: { joints_relay_rate: 10 } });
+    assert.equal(client.jointsDelay, 200, 'interpolationDelay (100) + the joints interval (100)');
     const t = client.serverNow();
-    socket.deliver({ ...tick(1, t - 200, { joints: [{ id: 2, left: hand(0, 1), right: hand(1, 1) }] }) });
+    socket.deliver({ ...tick(1, t - 300, { joints: [{ id: 2, left: hand(0, 1), right: hand(1, 1) }] }) });
     socket.deliver(tick(2, t - 150, { poses: [{ id: 2, head: { pos: [0, 1.6, 0], rot: [0, 0, 0, 1] } }] }));
-    socket.deliver(tick(3, t - 100, { joints: [{ id: 2, left: hand(0.2, 1.4, YAW_90), right: hand(1, 1) }] }));
+    socket.deliver(tick(3, t - 200, { joints: [{ id: 2, left: hand(0.2, 1.4, YAW_90), right: hand(1, 1) }] }));
     socket.deliver(tick(4, t - 50, { poses: [{ id: 2, head: { pos: [1, 1.6, 0], rot: [0, 0, 0, 1] } }] }));
 
-    const at = t - 50; // renders t - 150: halfway between the joints ticks, and the pose tick itself
+    // joints at t - 250, halfway between their ticks; the pose (no hands: nothing to carry them) at t - 150
+    const at = t - 50;
     const joints = client.remoteJoints(2, at);
     assert.deepEqual(Object.keys(joints).sort(), ['left', 'right']);
     assert.equal(joints.left.length, 25);
@@ -498,7 +502,7 @@ describe('interpolated hand joints (remoteJoints)', () => {
     close(joints.right[24], hand(1, 1)[24], 'the right hand did not move');
     close(client.remotePose(2, at).head.pos, [0, 1.6, 0], 'the pose at the same moment');
 
-    const quarter = client.remoteJoints(2, t - 75).left[0]; // renders t - 175: a quarter of the way
+    const quarter = client.remoteJoints(2, t - 75).left[0]; // joints at t - 275: a quarter of the way
     close(quarter, [0.05, 1.1, -0.3, 0, Math.sin(Math.PI / 16), 0, Math.cos(Math.PI / 16)], 'a quarter');
     // past the last joints tick: the newest, as received, the same object every frame while the hands rest
     const latest = client.remoteJoints(2, t + 500);
@@ -508,11 +512,12 @@ describe('interpolated hand joints (remoteJoints)', () => {
 
   test('the joints ticks are expected at the joints relay rate, not the tick rate', async () => {
     const { client, socket } = await joinedClient('lobby', [BOB], [], { limits: { joints_relay_rate: 5 } });
+    assert.equal(client.jointsDelay, 300, 'one 200 ms joints interval behind the poses');
     const t = client.serverNow();
     socket.deliver(tick(1, t - 400, { joints: [{ id: 2, left: hand(0) }] }));
     socket.deliver(tick(2, t - 200, { joints: [{ id: 2, left: hand(1) }] })); // one relay interval (200 ms) later
     // renders t - 300: halfway, not held still as a 200 ms gap at the 50 ms tick interval would be
-    close(client.remoteJoints(2, t - 200).left[0], [0.5, 1, -0.3, 0, 0, 0, 1], 'the wrist halfway');
+    close(client.remoteJoints(2, t).left[0], [0.5, 1, -0.3, 0, 0, 0, 1], 'the wrist halfway');
   });
 
   test('an empty joints message hides the hands once the rendered moment reaches it; the joints event is at once', async () => {
@@ -523,12 +528,13 @@ describe('interpolated hand joints (remoteJoints)', () => {
     socket.deliver(tick(1, t - 200, { joints: [{ id: 2, left: hand(0), right: hand(1) }] }));
     socket.deliver(tick(2, t - 100, { joints: [{ id: 2, left: null, right: null }] }));
     assert.deepEqual(events.at(-1), { id: 2 }, 'the event still says it as it arrives');
-    assert.deepEqual(client.remoteJoints(2, t - 100), { left: hand(0), right: hand(1) }, 'renders t - 200: shown');
-    assert.deepEqual(client.remoteJoints(2, t - 50), {}, 'renders t - 150: gone');
+    // the joints are drawn jointsDelay (200 ms) behind
+    assert.deepEqual(client.remoteJoints(2, t), { left: hand(0), right: hand(1) }, 'renders t - 200: shown');
+    assert.deepEqual(client.remoteJoints(2, t + 50), {}, 'renders t - 150: gone');
     assert.deepEqual(client.remoteJoints(2, t + 1000), {});
     // a hand tracked again appears at once (renders t - 50, halfway from no hands), without blending from nowhere
     socket.deliver(tick(3, t, { joints: [{ id: 2, right: hand(2) }] }));
-    assert.deepEqual(client.remoteJoints(2, t + 50), { right: hand(2) });
+    assert.deepEqual(client.remoteJoints(2, t + 150), { right: hand(2) });
   });
 
   test('a full tick that does not list a member hides its hands the same way', async () => {
@@ -576,6 +582,159 @@ describe('interpolated hand joints (remoteJoints)', () => {
     socket.deliver({ type: 'left', room: 'lobby' });
     await leaving;
     assert.equal(client.remoteJoints(3), null);
+  });
+
+  // ---- a hand in motion, as a headset sees it ------------------------------------------------------------------
+  // Quaternion arithmetic of the test's own, to build what a sender tracks (the SDK's is checked against it).
+  const axisAngle = ([x, y, z], angle) => {
+    const sin = Math.sin(angle / 2);
+    return [x * sin, y * sin, z * sin, Math.cos(angle / 2)];
+  };
+  const times = ([ax, ay, az, aw], [bx, by, bz, bw]) => [
+    aw * bx + ax * bw + ay * bz - az * by,
+    aw * by + ay * bw + az * bx - ax * bz,
+    aw * bz + az * bw + ax * by - ay * bx,
+    aw * bw - ax * bx - ay * by - az * bz,
+  ];
+  const inverse = ([x, y, z, w]) => [-x, -y, -z, w];
+  const turn = (q, [x, y, z]) => times(times(q, [x, y, z, 0]), inverse(q)).slice(0, 3);
+  const plus = (a, b) => a.map((value, i) => value + b[i]);
+  const minus = (a, b) => a.map((value, i) => value - b[i]);
+  /** `transform` then `offset` (both `{pos, rot}`): the offset as seen from the transform. */
+  const compose = (transform, offset) => ({
+    pos: plus(transform.pos, turn(transform.rot, offset.pos)),
+    rot: times(transform.rot, offset.rot),
+  });
+  /** Rotations `a` and `b` within `tolerance` of each other (q and -q are the same rotation). */
+  const sameRotation = (a, b, what, tolerance) => {
+    const sign = a.reduce((sum, value, i) => sum + value * b[i], 0) < 0 ? -1 : 1;
+    const aligned = b.map((value) => value * sign);
+    close(a, aligned, what, tolerance);
+  };
+
+  /**
+   * The sender's right hand `s` seconds into its motion: the wrist goes round a circle while it turns about two
+   * axes, unevenly, and the fingers curl further and further. Joint 0 is the wrist; joint i of a finger (thumb 1-4,
+   * then five per finger) sits along it, bent by the curl.
+   */
+  function movingHand(s) {
+    const wrist = {
+      pos: [0.3 + 0.15 * Math.cos(2 * s), 1.2 + 0.1 * Math.sin(2 * s), -0.4 + 0.05 * s],
+      rot: times(axisAngle([0, 1, 0], 1.2 * Math.sin(1.5 * s)), axisAngle([1, 0, 0], 0.7 * s)),
+    };
+    const curl = 0.2 + 0.6 * s;
+    const joints = Array.from({ length: 25 }, (_, i) => {
+      if (i === 0) return [...wrist.pos, ...wrist.rot];
+      const [finger, bone] = i < 5 ? [0, i] : [Math.floor(i / 5), i % 5];
+      const bend = (curl * bone) / 4;
+      const along = [0.02 * (finger - 2), -0.03 * bone * Math.sin(bend), -0.03 * bone * Math.cos(bend)];
+      const joint = compose(wrist, { pos: along, rot: axisAngle([1, 0, 0], bend) });
+      return [...joint.pos, ...joint.rot];
+    });
+    return { wrist, joints };
+  }
+  const HEAD_AT = { pos: [0, 1.6, 0], rot: [0, 0, 0, 1] };
+  const TIP = 9; // index-finger-tip
+
+  /**
+   * Join a client to a room with Bob and play the room's server to it while Bob moves his right hand (`movingHand`)
+   * for `moveFor` ms from server time `start` (now): pose ticks every 50 ms, with `poseHand(hand)` as the pose's right
+   * hand (none when it gives null), and his joints in every other tick (10 Hz), each tick arriving `latency` ms after
+   * its `t`. A 90 Hz headset draws a frame every 11 ms from 250 ms to `drawFor` ms: returns the client, its socket,
+   * `start`, and per frame its time `at`, joints and pose.
+   */
+  async function playHand({ moveFor, drawFor = moveFor, latency = 30, poseHand }) {
+    const { client, socket } = await joinedClient('lobby', [BOB], [], { limits: { joints_relay_rate: 10 } });
+    const start = Math.round(client.serverNow());
+    const [end, from, to] = [start + moveFor, start + 250, start + drawFor];
+    const ticks = [];
+    for (let seq = 0; start + seq * 50 <= end; seq += 1) {
+      const t = start + seq * 50;
+      const moving = movingHand((t - start) / 1000);
+      const pose = { id: 2, head: HEAD_AT };
+      const right = poseHand(moving);
+      if (right) pose.right = right;
+      const extra = { poses: [pose] };
+      if (seq % 2 === 0) extra.joints = [{ id: 2, right: moving.joints }];
+      ticks.push(tick(seq + 1, t, extra));
+    }
+    const frames = [];
+    for (let at = from; at <= to; at += 11) {
+      while (ticks.length && ticks[0].t + latency <= at) socket.deliver(ticks.shift());
+      frames.push({ at, joints: client.remoteJoints(2, at), pose: client.remotePose(2, at) });
+    }
+    return { client, socket, start, frames };
+  }
+
+  /** The tip's position as seen from the wrist (both as drawn): what the fingers' shape makes of it. */
+  const tipFromWrist = (joints) => turn(inverse(joints[0].slice(3)), minus(joints[TIP], joints[0]).slice(0, 3));
+  const moved = (a, b) => Math.hypot(...minus(a, b));
+
+  test('with 30 ms of latency the fingers move in every 90 Hz frame while the hand moves: they never freeze', async () => {
+    const wristPose = ({ wrist }) => wrist; // the pose's hand is the wrist
+    const { start, frames } = await playHand({ moveFor: 2000, poseHand: wristPose });
+    assert.ok(frames.length > 150);
+    for (let i = 1; i < frames.length; i += 1) {
+      const [before, now] = [frames[i - 1].joints.right, frames[i].joints.right];
+      const when = `frame at ${frames[i].at - start} ms`;
+      assert.ok(moved(now[TIP].slice(0, 3), before[TIP].slice(0, 3)) > 1e-6, `${when}: the fingertip stood still`);
+      assert.ok(moved(tipFromWrist(now), tipFromWrist(before)) > 1e-7, `${when}: the fingers' shape stood still`);
+    }
+  });
+
+  test('without hands in the pose the joints are drawn as interpolated, jointsDelay behind, and never freeze', async () => {
+    const { start, frames } = await playHand({ moveFor: 1500, poseHand: () => null });
+    for (let i = 1; i < frames.length; i += 1) {
+      const [before, now] = [frames[i - 1].joints.right, frames[i].joints.right];
+      assert.ok(moved(now[TIP].slice(0, 3), before[TIP].slice(0, 3)) > 1e-6, `frame at ${frames[i].at - start} ms`);
+    }
+    // at t + 200, jointsDelay (200 ms) behind, the joints are exactly the tick of t
+    const at = frames.find((frame) => (frame.at - 200 - start) % 100 === 0);
+    const sent = movingHand((at.at - 200 - start) / 1000).joints;
+    at.joints.right.forEach((joint, i) => close(joint, sent[i], `joint ${i}`));
+  });
+
+  test('the drawn wrist is the hand remotePose shows at the same moment (to 1e-6) while the hand moves and turns', async () => {
+    const { start, frames } = await playHand({ moveFor: 2000, poseHand: ({ wrist }) => wrist }); // as the app's: the wrist joint
+    let turned = 0;
+    for (const { at, joints, pose } of frames) {
+      const wrist = joints.right[0];
+      close(wrist.slice(0, 3), pose.right.pos, `wrist at ${at - start} ms`, 1e-6);
+      sameRotation(wrist.slice(3), pose.right.rot, `wrist rotation at ${at - start} ms`, 1e-6);
+      turned = Math.max(turned, 1 - Math.abs(pose.right.rot[3])); // the hand does turn
+      // the fingers are shaped as the joints were jointsDelay (200 ms) behind: at a joints tick, as it was sent
+      if ((at - 200 - start) % 100 === 0) {
+        const sent = movingHand((at - 200 - start) / 1000).joints;
+        close(tipFromWrist(joints.right), tipFromWrist(sent), `the fingers' shape at ${at - start} ms`);
+      }
+    }
+    assert.ok(turned > 0.05);
+  });
+
+  test('while pose and joints rest the same object comes back every frame; a pose that moves carries the joints', async () => {
+    const { client, socket, start, frames } = await playHand({
+      moveFor: 500,
+      drawFor: 1000,
+      poseHand: ({ wrist }) => wrist,
+    });
+    const resting = frames.filter(({ at }) => at > start + 750); // past both the pose's and the joints' last tick
+    assert.ok(resting.length > 10);
+    for (const { joints } of resting) assert.equal(joints, resting[0].joints);
+    assert.notEqual(frames[0].joints, frames[1].joints, 'moving: new joints');
+
+    // the hand moves on without new joints (the sender's fingers keep still): the joints go with the pose
+    const at = start + 2000;
+    const wrist = movingHand(0.5).wrist;
+    const lifted = { pos: plus(wrist.pos, [0, 0.1, 0]), rot: times(axisAngle([0, 1, 0], 0.5), wrist.rot) };
+    socket.deliver(tick(99, at - 100, { poses: [{ id: 2, head: HEAD_AT, right: lifted }] }));
+    const joints = client.remoteJoints(2, at);
+    assert.notEqual(joints, resting[0].joints);
+    close(joints.right[0].slice(0, 3), lifted.pos, 'the wrist on the lifted hand');
+    close(tipFromWrist(joints.right), tipFromWrist(resting[0].joints.right), 'the same fingers', 1e-9);
+    // and rest there, the same object frame after frame
+    const rested = client.remoteJoints(2, at + 200);
+    close(rested.right[0].slice(0, 3), lifted.pos, 'the wrist where the hand rests');
+    assert.equal(client.remoteJoints(2, at + 211), rested);
   });
 });
 

@@ -2,13 +2,18 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import {
+  conjugateQuaternion,
   InterpolationBuffer,
   lerpJoints,
   lerpPose,
   lerpTransform,
   lerpVector,
+  multiplyQuaternions,
+  normalizeQuaternion,
+  rotateVector,
   slerpQuaternion,
 } from '../../src/shoal/web/static/sdk/interpolation.js';
+import { carryJoints } from '../../src/shoal/web/static/sdk/joints.js';
 
 const IDENTITY = [0, 0, 0, 1];
 const YAW_90 = [0, Math.SQRT1_2, 0, Math.SQRT1_2];
@@ -59,6 +64,43 @@ describe('vector and quaternion blending', () => {
     assertClose(out.head.pos, [0.5, 1.6, 0]);
     assert.equal(out.left, undefined);
     assert.deepEqual(out.right, hand);
+  });
+});
+
+describe('quaternion helpers', () => {
+  const PITCH_90 = [Math.SQRT1_2, 0, 0, Math.SQRT1_2];
+
+  test('multiplyQuaternions applies the right-hand rotation first', () => {
+    assertClose(multiplyQuaternions(YAW_90, YAW_90), [0, 1, 0, 0], 1e-12); // two quarter turns: a half turn
+    assertClose(multiplyQuaternions(IDENTITY, PITCH_90), PITCH_90);
+    // pitch then yaw takes +Y (up) to +Y turned by the yaw after the pitch took it to +Z: (1, 0, 0)
+    assertClose(rotateVector(multiplyQuaternions(YAW_90, PITCH_90), [0, 1, 0]), [1, 0, 0], 1e-12);
+  });
+
+  test('rotateVector turns a vector; the conjugate turns it back', () => {
+    assertClose(rotateVector(YAW_90, [1, 0, 0]), [0, 0, -1], 1e-12); // 90 degrees about +Y: +X goes to -Z
+    assertClose(rotateVector(PITCH_90, [0, 1, 0]), [0, 0, 1], 1e-12);
+    assertClose(rotateVector(conjugateQuaternion(YAW_90), [0, 0, -1]), [1, 0, 0], 1e-12);
+    assertClose(multiplyQuaternions(conjugateQuaternion(PITCH_90), PITCH_90), IDENTITY, 1e-12);
+  });
+
+  test('normalizeQuaternion scales to unit length; a zero quaternion becomes the identity', () => {
+    assertClose(normalizeQuaternion([0, 2, 0, 2]), YAW_90, 1e-12);
+    assert.deepEqual(normalizeQuaternion([0, 0, 0, 0]), IDENTITY);
+  });
+
+  test('carryJoints moves joints rigidly with a transform: a joint at `from` ends at `to`', () => {
+    const from = { pos: [1, 1, 0], rot: YAW_90 };
+    const joints = [
+      [1, 1, 0, ...YAW_90], // at `from`, turned as it is
+      [1, 1, -0.1, ...IDENTITY], // 10 cm in front of it in the world (-Z): along its +X (turned 90 degrees about Y)
+    ];
+    assertClose(carryJoints(joints, from, from)[1], joints[1], 1e-12); // not moved: where they were
+    // to 1 m higher, turned back to the identity (a rotation given unnormalised)
+    const carried = carryJoints(joints, from, { pos: [1, 2, 0], rot: [0, 0, 0, 2] });
+    assertClose(carried[0], [1, 2, 0, ...IDENTITY], 1e-12);
+    assertClose(carried[1], [1.1, 2, 0, ...conjugateQuaternion(YAW_90)], 1e-12); // along +X of the new transform
+    assert.deepEqual(joints[1], [1, 1, -0.1, ...IDENTITY], 'its input is left alone');
   });
 });
 

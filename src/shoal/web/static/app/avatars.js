@@ -1,7 +1,8 @@
 // Remote avatars: a head whose visor shows where it faces, a name tag with the member's profile picture above
 // it, a body that turns with the head, and two hands (or, while hand tracking, the hands' joints), all in the
-// member's colour. Poses and joints come from the SDK, both interpolated ~100 ms behind, at the same moment, so the
-// fingers stay on the hands.
+// member's colour. Poses come from the SDK interpolated ~100 ms behind; joints (at 10 Hz) one joints interval further
+// back, so that they never stand still waiting for the next, and put on the pose's hands (a tracked hand's pose is
+// its wrist: see xr.js handPoses), so the fingers move as smoothly as the hands and stay on them.
 import * as THREE from 'three';
 
 import { JointSpheres } from './joints.js';
@@ -313,8 +314,8 @@ export class Avatars {
   }
 
   /**
-   * Once per frame: move every avatar to its interpolated pose and hand joints (at the same moment), as seen from
-   * `viewer`. True if any moved.
+   * Once per frame: move every avatar to its interpolated pose and hand joints (for the same frame time: the SDK puts
+   * the joints on that pose's hands), as seen from `viewer`. True if any moved.
    */
   update(viewer) {
     const now = this.client.serverNow();

@@ -69,7 +69,7 @@ export function exposeDebugHook({ room, client: latestClient, account, camera, r
         imageState: view.imageState,
       })),
     /**
-     * Every remote member's hand joints as drawn this frame (interpolated, at the same moment as the avatar): whether
+     * Every remote member's hand joints as drawn this frame (interpolated, on the avatar's hands): whether
      * the spheres show (`visible`: the avatar shows and a hand is tracked), how many (`count`: 25 per tracked hand)
      * and each hand's wrist position as drawn (null when untracked).
      */

@@ -1,6 +1,7 @@
 // Hand tracking: our tracked hands' 25 joints go to the room at the joints rate (read in the XR frame by
 // xr.js), and every other member's joints are drawn as small spheres in their colour, every frame where the SDK
-// interpolates them (`client.remoteJoints`, the same moment as the avatar's pose; see avatars.js).
+// interpolates them (`client.remoteJoints`: a joints interval behind the avatar's pose, and put on its hands; see
+// avatars.js). A tracked hand's pose, which they are put on, is its wrist joint (xr.js handPoses).
 import * as THREE from 'three';
 
 import { HAND_JOINTS } from 'shoal';
@@ -65,13 +66,19 @@ export class JointsSender {
 export function readHand(frame, hand, space, toWorld) {
   const joints = [];
   for (const name of HAND_JOINTS) {
-    const joint = hand.get(name);
-    const pose = joint && frame.getJointPose(joint, space);
-    if (!pose) return null; // a hand is all or nothing: half a hand would draw fingers off in space
-    _matrix.fromArray(pose.transform.matrix).premultiply(toWorld).decompose(_position, _rotation, _scale);
-    joints.push([..._position.toArray(), ..._rotation.toArray()]);
+    const joint = readJoint(frame, hand.get(name), space, toWorld);
+    if (!joint) return null; // a hand is all or nothing: half a hand would draw fingers off in space
+    joints.push([...joint.pos, ...joint.rot]);
   }
   return joints;
+}
+
+/** Where `joint` (an `XRJointSpace`) is in `frame`: a world transform `{pos, rot}`, or null while it is not tracked. */
+export function readJoint(frame, joint, space, toWorld) {
+  const pose = joint && frame.getJointPose(joint, space);
+  if (!pose) return null;
+  _matrix.fromArray(pose.transform.matrix).premultiply(toWorld).decompose(_position, _rotation, _scale);
+  return { pos: _position.toArray(), rot: _rotation.toArray() };
 }
 
 /** One member's hand joints: one InstancedMesh of small spheres (25 per hand), hidden while no hand is tracked. */

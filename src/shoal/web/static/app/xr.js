@@ -7,7 +7,7 @@ import { ARButton } from 'three/addons/webxr/ARButton.js';
 import { VRButton } from 'three/addons/webxr/VRButton.js';
 
 import { handMesh } from './avatars.js';
-import { readHand } from './joints.js';
+import { readHand, readJoint } from './joints.js';
 
 const MOVE_SPEED = 1.6; // m/s at full stick
 const SNAP_TURN = Math.PI / 6;
@@ -57,17 +57,18 @@ export class XRControls {
   addController(index, color) {
     const ray = this.renderer.xr.getController(index);
     const grip = this.renderer.xr.getControllerGrip(index);
-    const hand = { ray, grip, handedness: null, gamepad: null };
+    const hand = { ray, grip, handedness: null, gamepad: null, source: null };
     grip.add(handMesh(new THREE.MeshStandardMaterial({ color, roughness: 0.45 })));
     ray.add(laser());
     ray.visible = grip.visible = false;
     ray.addEventListener('connected', (event) => {
+      hand.source = event.data;
       hand.handedness = event.data.handedness;
       hand.gamepad = event.data.gamepad ?? null;
       ray.visible = grip.visible = true;
     });
     ray.addEventListener('disconnected', () => {
-      hand.handedness = hand.gamepad = null;
+      hand.handedness = hand.gamepad = hand.source = null;
       ray.visible = grip.visible = false;
       this.release(hand);
     });
@@ -116,11 +117,26 @@ export class XRControls {
     return best;
   }
 
-  /** The tracked hands as world transforms, for the pose we send. */
+  /**
+   * The tracked hands as world transforms, for the pose we send: each controller's grip, or for a tracked hand its
+   * wrist joint. Others draw our hands' joints on the pose's hands, wrist on wrist (`client.remoteJoints`): the grip
+   * (`XRInputSource.gripSpace`, in the fist and turned as the palm) would put them off by its offset.
+   */
   handPoses() {
     const pose = {};
+    const frame = this.renderer.xr.getFrame();
+    const space = this.renderer.xr.getReferenceSpace();
+    this.rig.updateWorldMatrix(true, false); // joint poses are in the reference space, which the rig carries
     for (const hand of this.hands) {
-      if (!hand.handedness || hand.handedness === 'none' || !hand.grip.visible) continue;
+      if (!hand.handedness || hand.handedness === 'none') continue;
+      const joints = hand.source?.hand;
+      if (joints) {
+        // a hand whose wrist is not tracked this frame is left out, not put at its grip: off by the grip's offset
+        const wrist = frame && space && readJoint(frame, joints.get('wrist'), space, this.rig.matrixWorld);
+        if (wrist) pose[hand.handedness] = wrist;
+        continue;
+      }
+      if (!hand.grip.visible) continue;
       hand.grip.updateWorldMatrix(true, false);
       const position = new THREE.Vector3();
       const rotation = new THREE.Quaternion();

@@ -38,6 +38,40 @@ export function slerpQuaternion(a, b, t) {
   return out.map((value) => value / length);
 }
 
+/** The product `a * b` of two quaternions `[x, y, z, w]`: the rotation `b`, then `a`. */
+export function multiplyQuaternions(a, b) {
+  const [ax, ay, az, aw] = a;
+  const [bx, by, bz, bw] = b;
+  return [
+    aw * bx + ax * bw + ay * bz - az * by,
+    aw * by - ax * bz + ay * bw + az * bx,
+    aw * bz + ax * by - ay * bx + az * bw,
+    aw * bw - ax * bx - ay * by - az * bz,
+  ];
+}
+
+/** The conjugate of a quaternion `[x, y, z, w]`: for a unit quaternion, the inverse rotation. */
+export function conjugateQuaternion(q) {
+  return [-q[0], -q[1], -q[2], q[3]];
+}
+
+/** `q` scaled to unit length (the identity for a zero quaternion). */
+export function normalizeQuaternion(q) {
+  const length = Math.hypot(q[0], q[1], q[2], q[3]);
+  return length > 0 ? [q[0] / length, q[1] / length, q[2] / length, q[3] / length] : [0, 0, 0, 1];
+}
+
+/** The vector `v` `[x, y, z]` turned by the unit quaternion `q` `[x, y, z, w]`. */
+export function rotateVector(q, v) {
+  const [x, y, z, w] = q;
+  const [vx, vy, vz] = v;
+  // v + w t + u x t, with u = (x, y, z) and t = 2 u x v
+  const tx = 2 * (y * vz - z * vy);
+  const ty = 2 * (z * vx - x * vz);
+  const tz = 2 * (x * vy - y * vx);
+  return [vx + w * tx + (y * tz - z * ty), vy + w * ty + (z * tx - x * tz), vz + w * tz + (x * ty - y * tx)];
+}
+
 /**
  * Interpolate two transforms `{pos, rot, scale?}`; `scale` is interpolated when both have one.
  * @returns {{pos: number[], rot: number[], scale?: number[]}}

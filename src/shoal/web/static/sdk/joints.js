@@ -5,6 +5,8 @@
  * second.
  */
 
+import { conjugateQuaternion, multiplyQuaternions, normalizeQuaternion, rotateVector } from './interpolation.js';
+
 /** The 25 joints of a WebXR `XRHand`, in wire order: `hand.get(HAND_JOINTS[i])` is joint `i`. */
 export const HAND_JOINTS = Object.freeze(
   ['wrist', 'thumb-metacarpal', 'thumb-phalanx-proximal', 'thumb-phalanx-distal', 'thumb-tip'].concat(
@@ -69,5 +71,21 @@ export function sameJoints(a, b) {
     const [x, y] = [a?.[side], b?.[side]];
     if (!x || !y) return !x && !y;
     return x.every((joint, i) => joint.every((value, k) => value === y[i][k]));
+  });
+}
+
+/**
+ * One hand's `joints` (world coordinates) moved rigidly from `from` to `to` (transforms `{pos, rot}`, e.g. the hand's
+ * wrist and where a pose puts it): each joint keeps its position and rotation relative to the transform, so a joint
+ * at `from` ends at `to`.
+ */
+export function carryJoints(joints, from, to) {
+  const [start, end] = [normalizeQuaternion(from.rot), normalizeQuaternion(to.rot)];
+  const turn = multiplyQuaternions(end, conjugateQuaternion(start));
+  const [fx, fy, fz] = from.pos;
+  const [tx, ty, tz] = to.pos;
+  return joints.map((joint) => {
+    const [x, y, z] = rotateVector(turn, [joint[0] - fx, joint[1] - fy, joint[2] - fz]);
+    return [tx + x, ty + y, tz + z, ...multiplyQuaternions(turn, [joint[3], joint[4], joint[5], joint[6]])];
   });
 }

@@ -270,7 +270,10 @@ export interface ShoalClientOptions {
   codec?: Codec;
   /** Pose and streamed-entity sends per second (default: the server's tick rate). */
   sendRate?: number;
-  /** How far behind server time remote poses and entities are drawn, in ms (default 100). */
+  /**
+   * How far behind server time remote poses and entities are drawn, in ms (default 100); hand joints one joints
+   * interval further (`jointsDelay`).
+   */
   interpolationDelay?: number;
   /** Milliseconds between clock-sync pings once settled (default 2000). */
   pingInterval?: number;
@@ -359,18 +362,32 @@ export declare class ShoalClient extends Emitter<ShoalEvents> {
   /** Member `id`'s pose interpolated `interpolationDelay` behind server time `at`. */
   remotePose(id: number, at?: number): Pose | null;
   /**
-   * Member `id`'s hand joints interpolated at the same moment as `remotePose(id, at)` (positions lerped, rotations
-   * slerped); a hand no longer tracked (or an empty joints message) is absent once that moment reaches it. Null if
-   * the member has sent no joints.
+   * Member `id`'s hand joints (world coordinates) to draw at server time `at` with `remotePose(id, at)`: interpolated
+   * `jointsDelay` behind `at` (positions lerped, rotations slerped), a joints interval further back than the pose so
+   * that they never stand still waiting for the next joints tick, then each hand moved rigidly so that its wrist
+   * (joint 0) is the pose's `left` / `right` that `remotePose(id, at)` gives: the sender's wrist joint (see
+   * `sendJoints`). So they move with the pose and stay on its hands. A hand the pose has no transform for is drawn
+   * as interpolated. A hand no longer tracked (or an empty joints message) is absent once the joints' moment reaches
+   * it. Null if the member has sent no joints. While the hands and the pose rest, the same object comes back every
+   * frame.
    */
   remoteJoints(id: number, at?: number): Hands | null;
   /**
+   * How far behind server time `remoteJoints` interpolates the joints, in ms: `interpolationDelay` plus one joints
+   * interval (1000 / `jointsRate`): 200 by default.
+   */
+  readonly jointsDelay: number;
+  /**
    * Send this member's hand joints, at most `jointsRate` a second (the latest wins; the same joints twice in a row
    * go once); `{}` once when no hand is tracked any more. False when not in a room. Throws TypeError or
-   * RangeError for joints the server would refuse.
+   * RangeError for joints the server would refuse. Meanwhile make the pose's hand (`setPose`) that hand's wrist
+   * joint: others draw the joints on it (`remoteJoints`).
    */
   sendJoints(joints?: HandJoints): boolean;
-  /** Joints sent a second at most: `welcome.limits.joints_rate`, or 10 when the server does not say. */
+  /**
+   * Joints sent a second at most: the rooms' relay rate (`welcome.limits.joints_relay_rate`), never above the budget
+   * (`joints_rate`); 10 when the server names neither.
+   */
   readonly jointsRate: number;
   /** False when not in a room. */
   send(topic: string, data?: unknown, to?: number): boolean;

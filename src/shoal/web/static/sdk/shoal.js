@@ -9,8 +9,9 @@
  *   client.setPose({ head: { pos: [0, 1.6, 0], rot: [0, 0, 0, 1] } });   // sent at the tick rate
  *   // each frame: client.remotePose(id) gives another member's pose, interpolated ~100 ms behind
  *   client.sendJoints({ left: [[x, y, z, qx, qy, qz, qw], ...25] });   // hand tracking, at the joints rate
- *   // each frame: client.remoteJoints(id) gives its hands' joints `{left?, right?}`, interpolated at the same moment
- *   // as remotePose(id), so the fingers stay on the hands (the `joints` event still reports each as it arrives)
+ *   // each frame: client.remoteJoints(id) gives its hands' joints `{left?, right?}`, interpolated a joints interval
+ *   // further back than remotePose(id) (they come further apart) and put on the pose's hands, so the fingers move
+ *   // smoothly and stay on the hands (the `joints` event still reports each as it arrives)
  *
  * It has no dependencies (no three.js): positions are `[x, y, z]` arrays in metres and rotations are
  * quaternions `[x, y, z, w]`. It reconnects by itself with backoff and jitter, resuming the same session
@@ -28,7 +29,7 @@ import { ClockSync, localNow } from './clock.js';
 import { jsonCodec } from './codec.js';
 import { Emitter } from './events.js';
 import { InterpolationBuffer, lerpJoints, lerpPose, lerpTransform } from './interpolation.js';
-import { HAND_JOINTS, jointsMessage, sameJoints } from './joints.js';
+import { carryJoints, HAND_JOINTS, jointsMessage, sameJoints } from './joints.js';
 
 export { AccountsApi, ApiError, AuthSession, HAND_JOINTS };
 export { Backoff, binaryCodec, ClockSync, Emitter, InterpolationBuffer, jsonCodec, localNow };
@@ -89,6 +90,7 @@ export function defaultUrl(location = globalThis.location) {
 }
 
 const IDENTITY_ROTATION = Object.freeze([0, 0, 0, 1]);
+const SIDES = ['left', 'right'];
 const QUICK_PINGS = 4; // the first pings come fast so that the clock estimate settles within a second
 const DEFAULT_JOINTS_RATE = 10; // joints a second, when the server's welcome does not say
 
@@ -149,6 +151,7 @@ export class ShoalClient extends Emitter {
     this._streamed = new Map(); // entity id -> transform to send at the next send tick
     this._poseBuffers = new Map();
     this._jointsBuffers = new Map(); // member id -> its hands' joints `{left?, right?}`, at each joints tick's time
+    this._jointsDrawn = new WeakMap(); // joints buffer -> what remoteJoints gave last, and from what (see there)
     this._entityBuffers = new Map();
     this._sendTimer = null;
     this._pingTimer = null;
@@ -232,14 +235,56 @@ export class ShoalClient extends Emitter {
   }
 
   /**
-   * Member `id`'s hand joints `{left?, right?}` (each 25 `[x, y, z, qx, qy, qz, qw]`) interpolated at the same
-   * moment as `remotePose(id, at)`: positions lerped, rotations slerped, between the joints ticks around it. A hand
-   * that starts being tracked appears at once; one that stops, and every hand after an empty joints message, is
-   * gone once that moment reaches it, `interpolationDelay` later, like a hand leaving a pose. Null if the member has
-   * sent no joints (in this room, since we joined it). At rest the same object comes back frame after frame.
+   * Member `id`'s hand joints `{left?, right?}` (each 25 `[x, y, z, qx, qy, qz, qw]`, world coordinates) to draw at
+   * server time `at` (default: now) with `remotePose(id, at)`. The joints are interpolated `jointsDelay` behind `at`
+   * (positions lerped, rotations slerped, between the joints ticks around that moment), a joints interval further
+   * back than the pose, so that the joints tick after that moment has arrived and the fingers never stand still
+   * waiting for it. To stay on the hand all the same, each hand is then moved rigidly so that its wrist (joint 0)
+   * is the pose's transform of that hand (`left` / `right`) at the pose's moment: the hand moves as smoothly and as
+   * recently as the pose, and the fingers' shape is one joints interval older. So a sender's pose must carry, while a
+   * hand's joints are sent, that hand's wrist joint (the app's does); a hand the pose has no transform for is drawn
+   * as interpolated, at the joints' moment. A hand that starts being tracked appears at once; one that stops, and
+   * every hand after an empty joints message, is gone once the joints' moment reaches it, `jointsDelay` later. Null
+   * if the member has sent no joints (in this room, since we joined it). While the hands and the pose rest, the same
+   * object comes back frame after frame.
    */
   remoteJoints(id, at = this.serverNow()) {
-    return this._jointsBuffers.get(id)?.sample(at) ?? null;
+    const buffer = this._jointsBuffers.get(id);
+    const sampled = buffer?.sample(at);
+    if (!buffer || !sampled) return null;
+    // The wrist at the pose's moment is the pose's hand: while hands are tracked the app sends each one's wrist joint
+    // as the pose's hand (xr.js handPoses), not its controller grip. An offset measured between the pose's hand and
+    // the joints' wrist (which would allow a grip) is not used: a sender's pose and joints leave at different moments
+    // (poses at the send rate, joints at once), so that offset swings by however far the hand moved in between (on
+    // an emulated headset a hand raised 30 cm showed 50 cm up for a moment), and one measured at a joints tick goes
+    // stale while the joints rest (sent once).
+    const pose = this.remotePose(id, at);
+    const last = this._jointsDrawn.get(buffer);
+    if (last && last.sampled === sampled && last.left === pose?.left && last.right === pose?.right) return last.hands;
+    const hands = {};
+    for (const side of SIDES) {
+      const joints = sampled[side];
+      if (!joints) continue;
+      const wrist = { pos: joints[0].slice(0, 3), rot: joints[0].slice(3) };
+      hands[side] = pose?.[side] ? carryJoints(joints, wrist, pose[side]) : joints;
+    }
+    this._jointsDrawn.set(buffer, { sampled, left: pose?.left, right: pose?.right, hands });
+    return hands;
+  }
+
+  /**
+   * How far behind server time `remoteJoints` interpolates the joints, in ms: `interpolationDelay` plus one joints
+   * interval (1000 / `jointsRate`; 200 ms by default). Joints ticks come one joints interval apart (100 ms at 10 Hz),
+   * twice as far apart as pose ticks: sampled with the poses' delay, the sample point would pass the newest joints
+   * whenever they are late at all (with 30 ms of latency, 30 % of the time) and the fingers would stop, then jump.
+   * One interval further back, the joints tick after the sample point is there unless it is over
+   * `interpolationDelay` late: more slack than poses get (`interpolationDelay` less a tick), on purpose, as joints
+   * come less regularly (a sender reads them on its frames, at most `jointsRate` a second, so now and then a relay
+   * tick has none and the gap doubles). It costs little: the hands still move with the pose (see `remoteJoints`);
+   * only the fingers' shape is older.
+   */
+  get jointsDelay() {
+    return this.interpolationDelay + this._jointsInterval;
   }
 
   /**
@@ -249,7 +294,8 @@ export class ShoalClient extends Emitter {
    * a second: a call within that interval replaces the unsent joints, which go when the interval is over; the
    * same joints twice in a row are sent once. False when not in a room (nothing is kept). Throws TypeError or
    * RangeError for joints the server would refuse (not 25 of 7 finite numbers, beyond +-10 km, a joint over
-   * 3.2766 m from its wrist on an axis, a zero rotation).
+   * 3.2766 m from its wrist on an axis, a zero rotation). Meanwhile make the pose's hand (`setPose`) that hand's
+   * wrist joint, every frame: others draw the joints on it (`remoteJoints`).
    */
   sendJoints(joints = {}) {
     const message = jointsMessage(joints);
@@ -587,17 +633,20 @@ export class ShoalClient extends Emitter {
   }
 
   /**
-   * An interpolation buffer for what arrives in ticks: `interpolationDelay` behind, at `interval` ms (by default the
-   * tick interval).
+   * An interpolation buffer for what arrives in ticks: `delay` behind (by default `interpolationDelay`), at `interval`
+   * ms (by default the tick interval).
    */
-  _newBuffer(interpolate, interval = 1000 / (this.welcome?.tick_rate ?? 20)) {
-    return new InterpolationBuffer({ delay: this.interpolationDelay, interval, interpolate });
+  _newBuffer(interpolate, interval = 1000 / (this.welcome?.tick_rate ?? 20), delay = this.interpolationDelay) {
+    return new InterpolationBuffer({ delay, interval, interpolate });
   }
 
-  /** Ms between two joints ticks: rooms relay joints at `welcome.limits.joints_relay_rate` (10 a second if unsaid). */
+  /**
+   * Ms between two joints ticks: rooms relay joints at `welcome.limits.joints_relay_rate` (10 a second if unsaid),
+   * and senders send them at `jointsRate`, which is never above it but may be below (a smaller `joints_rate` budget).
+   */
   get _jointsInterval() {
     const rate = this.welcome?.limits?.joints_relay_rate;
-    return 1000 / (typeof rate === 'number' && rate > 0 ? rate : DEFAULT_JOINTS_RATE);
+    return 1000 / Math.min(this.jointsRate, typeof rate === 'number' && rate > 0 ? rate : DEFAULT_JOINTS_RATE);
   }
 
   _removeMember(id) {
@@ -665,7 +714,7 @@ export class ShoalClient extends Emitter {
     else delete member.joints;
     let buffer = this._jointsBuffers.get(member.id);
     if (!buffer && (hands.left || hands.right)) {
-      buffer = this._newBuffer(lerpJoints, this._jointsInterval);
+      buffer = this._newBuffer(lerpJoints, this._jointsInterval, this.jointsDelay);
       this._jointsBuffers.set(member.id, buffer);
     }
     buffer?.push(time, hands); // no hands: hidden once the interpolated moment gets there, as a pose loses a hand

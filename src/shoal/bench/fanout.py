@@ -5,7 +5,8 @@
     shoal bench                                 # a sweep over client counts and protocols, with a plot
 
 It starts `python -m shoal serve` from this checkout's `src/` as its own process (event loop chosen by
-`--server-loop`), or targets a running server at `--server-url`, connects the clients from `--loaders`
+`--server-loop`), or targets a running server at `--server-url`, or starts a peer (`--peer`: a foreign
+relay from `bench/peers/`, measured the same way; see below), connects the clients from `--loaders`
 separate load-generator processes (`shoal.bench.loader`; one Python loader saturates before the server
 does), lets every client send a head-and-hands pose at `--hz` for `--warmup` seconds in the chosen
 protocol (`json`, `binary`, or `broadcast`: the ws-broadcast dialect, a plain per-message relay on the
@@ -14,6 +15,14 @@ same server), then measures for `--duration` seconds and prints ONE JSON line.
 With `--loader c` the loaders are `loader.c`, built with the machine's C compiler: the same clients, orders
 and counts for the binary protocol at a fraction of the CPU (the Python loader spends about as much per
 client as the server does), so that on a small machine the server keeps the cores it needs.
+
+With `--peer ws-broadcast` (Decentraland's relay on Node `ws` 7.3.1; needs `node` and `npm ci`) or
+`--peer websockets-relay` (a plain relay on the `websockets` library's `broadcast()`), the server under
+test is that peer, started on a free port of 127.0.0.1 and stopped by PID like Shoal. A peer speaks only
+the ws-broadcast dialect (`--protocol broadcast`; any path is a room) and has no HTTP API, so the figures
+that come from Shoal's `/api/stats` and `/api/rooms` (`server_stats`, `rooms_members`, the server's drop
+counters) are null or empty; every other figure, the CPU ones from /proc included, means the same.
+`bench/peers.py` measures Shoal and both peers one after the other in one run.
 
 Clients of a room stand `--spread` metres apart along z, so that interest management
 (`--interest-radius` of the started server) has near and far neighbours to tell apart.
@@ -75,6 +84,8 @@ from shoal.bench.loader import pose_template
 
 SOURCE_TREE = Path(shoal.__file__).parents[1]
 """Where this `shoal` package lives: the server and loaders it starts run this code, whatever is installed."""
+ROOT = SOURCE_TREE.parent
+"""The checkout's root, when this `shoal` runs from a checkout: `bench/`, `package.json`, `node_modules/`."""
 PROTOCOLS = ("json", "binary", "broadcast")
 LOADERS = ("python", "c")
 NATIVE_LOADER_SOURCE = Path(__file__).with_name("loader.c")
@@ -106,11 +117,24 @@ class BenchError(click.ClickException):
 
 @dataclass(frozen=True)
 class Target:
-    """Where the server is: its HTTP base URL, its WebSocket URL and, when on this host, its PID."""
+    """Where the server is: its HTTP base URL, its WebSocket URL and, when on this host, its PID.
+
+    `ws_url` is Shoal's protocol endpoint (`.../ws`); clients of the `broadcast` protocol connect to
+    `/broadcast/<room>` beside it. `peer` names a foreign server (one of `PEERS`) rather than Shoal: it
+    has no HTTP API, so a run reads no `/api/rooms` or `/api/stats` from it, and it speaks the
+    `broadcast` protocol only. `runtime` says what a peer runs on, for the report.
+    """
 
     http_url: str
     ws_url: str
     pid: int | None
+    peer: str | None = None
+    runtime: str | None = None
+
+    @classmethod
+    def local(cls, port: int, pid: int, peer: str | None = None, runtime: str | None = None) -> Target:
+        """A server this benchmark started on `port` of 127.0.0.1."""
+        return cls(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws", pid, peer, runtime)
 
 
 @contextlib.contextmanager
@@ -129,10 +153,7 @@ def started_server(
     connection events only, never per message), which is quoted if the server fails to start. The server's
     data goes to a temporary directory unless `data_dir` names one that outlives it (for restarts).
     """
-    with (
-        tempfile.TemporaryDirectory(prefix="shoal-bench-") as scratch,
-        open(Path(scratch) / "server.log", "w+b") as log,
-    ):
+    with tempfile.TemporaryDirectory(prefix="shoal-bench-") as scratch:
         command = [
             sys.executable, "-m", "shoal", "serve", "--host", "127.0.0.1", "--port", "0",
             "--log-level", "info", "--log-format", "json", "--tick-rate", str(tick_rate),
@@ -140,19 +161,83 @@ def started_server(
             "--interest-radius", str(interest_radius), "--interest-far-every", str(interest_far_every),
             "--store", store_url,
         ]  # fmt: skip
+        with _listening_process(command, Path(scratch) / "server.log") as (port, pid):
+            yield Target.local(port, pid)
+
+
+@contextlib.contextmanager
+def _listening_process(command: list[str], log_path: Path) -> Iterator[tuple[int, int]]:
+    """Run `command` in its own process and session, its stdout and stderr in `log_path`, until it prints
+    the JSON line `{"event": "listening", "port": N, ...}`; yield (N, its PID) and stop it by PID on exit."""
+    with open(log_path, "w+b") as log:
         server = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            stdout=log,
             stderr=log,
             env=child_environment(),
             start_new_session=True,
         )
         try:
-            port = _wait_for_listening(server, log)
-            yield Target(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws", server.pid)
+            yield _wait_for_listening(server, log), server.pid
         finally:
             _stop(server, signal.SIGTERM)
+
+
+PEERS_DIR = ROOT / "bench" / "peers"
+"""The peers' scripts: in a checkout of Shoal (they are not part of the package)."""
+PEERS = {"ws-broadcast": "ws-broadcast.js", "websockets-relay": "websockets_relay.py"}
+"""The foreign relays a run can measure instead of Shoal (`--peer`), and their scripts in `PEERS_DIR`.
+Each takes the port to listen on (0: any) and prints the same `listening` JSON line as `shoal serve`."""
+WS_BROADCAST_WS_VERSION = "7.3.1"
+"""The `ws` release Decentraland's ws-broadcast runs on, pinned in package.json."""
+
+
+def peer_command(name: str) -> tuple[list[str], str]:
+    """The command that starts peer `name` (one of `PEERS`) on a free port of 127.0.0.1, and what it runs
+    on (for the report). BenchError, saying what to install, when its runtime is missing."""
+    script = PEERS_DIR / PEERS[name]
+    if not script.is_file():
+        raise BenchError(f"--peer {name} runs {script}, which is missing: the peers live in a checkout of Shoal")
+    if script.suffix == ".js":
+        node = shutil.which("node")
+        if node is None:
+            raise BenchError(f"--peer {name} needs Node.js: install it (`node` on PATH), then run `npm ci` in {ROOT}")
+        ws_package = ROOT / "node_modules" / "ws" / "package.json"
+        version = json.loads(ws_package.read_text())["version"] if ws_package.is_file() else None
+        if version != WS_BROADCAST_WS_VERSION:
+            found = f"ws {version}" if version else "no ws"
+            raise BenchError(
+                f"--peer {name} needs ws {WS_BROADCAST_WS_VERSION} in {ROOT / 'node_modules'} ({found} there): "
+                f"run `npm ci` in {ROOT}"
+            )
+        node_version = subprocess.run([node, "--version"], capture_output=True, text=True, check=False).stdout
+        return [node, str(script), "0"], f"node {node_version.strip()}, ws {version}"
+    try:
+        import websockets
+    except ImportError:
+        raise BenchError(f"--peer {name} needs the websockets library: pip install 'websockets>=15'") from None
+    runtime = f"python {platform.python_version()} (asyncio), websockets {websockets.__version__}"
+    return [sys.executable, str(script), "0"], runtime
+
+
+@contextlib.contextmanager
+def started_peer(name: str) -> Iterator[Target]:
+    """Run peer `name` (one of `PEERS`) on a free port of 127.0.0.1 in its own process; stop it by PID on exit."""
+    command, runtime = peer_command(name)
+    with (
+        tempfile.TemporaryDirectory(prefix="shoal-bench-peer-") as scratch,
+        _listening_process(command, Path(scratch) / "server.log") as (port, pid),
+    ):
+        yield Target.local(port, pid, peer=name, runtime=runtime)
+
+
+def refuse_foreign_protocol(peer: str | None, protocol: str) -> None:
+    """BenchError unless `protocol` is one that server speaks: a peer speaks the ws-broadcast dialect only."""
+    if peer is not None and protocol != "broadcast":
+        raise BenchError(
+            f"--peer {peer} is a ws-broadcast relay: it speaks --protocol broadcast only, not --protocol {protocol}"
+        )
 
 
 def child_environment() -> dict[str, str]:
@@ -465,8 +550,10 @@ def run_benchmark(
 
     `on_phase(name, seconds)` is told when each phase starts (`connecting`, `warming up`, `measuring`,
     `draining`) and how long it should take; by default phases are printed on stderr. `program` is the load
-    generator to start (see `loader_program`).
+    generator to start (see `loader_program`). A `target.peer` is measured in the `broadcast` protocol only
+    (BenchError otherwise), without its server counters: it has no `/api/rooms` or `/api/stats`.
     """
+    refuse_foreign_protocol(target.peer, protocol)
     phase = on_phase or _print_phase
     run_id = f"{os.getpid()}-{int(time.time())}"
     ready_timeout = 10.0 + clients * 0.05
@@ -477,10 +564,12 @@ def run_benchmark(
         plans = plan_clients(clients, room_size, loaders, run_id, spread)
         _start_loaders(started, plans, target, protocol, ready_timeout, orders, program)
         phase("warming up", warmup)
-        rooms = {room["name"]: room for room in fetch_json(target.http_url + "/api/rooms")["rooms"]}
-        own_rooms = [rooms.get(f"bench-{run_id}-{index}") for index in range(-(-clients // room_size))]
-        if tick_rate is None and own_rooms and own_rooms[0] is not None:
-            tick_rate = own_rooms[0]["tick_rate"]
+        own_rooms: list[dict[str, Any] | None] = []
+        if target.peer is None:
+            rooms = {room["name"]: room for room in fetch_json(target.http_url + "/api/rooms")["rooms"]}
+            own_rooms = [rooms.get(f"bench-{run_id}-{index}") for index in range(-(-clients // room_size))]
+            if tick_rate is None and own_rooms and own_rooms[0] is not None:
+                tick_rate = own_rooms[0]["tick_rate"]
 
         start = time.time() + warmup
         end = start + duration
@@ -490,15 +579,12 @@ def run_benchmark(
         time.sleep(max(start - time.time(), 0.0))
         phase("measuring", duration)
         cpu_before = ProcessSample.read(target.pid) if target.pid else None
-        asked = time.monotonic()
-        stats_before = fetch_json(target.http_url + "/api/stats")
-        stats_waits = [time.monotonic() - asked]
+        stats_waits: list[float] = []
+        stats_before = _server_stats(target, stats_waits)
         load_before = os.getloadavg()
         time.sleep(max(end - time.time(), 0.0))
         cpu_after = ProcessSample.read(target.pid) if target.pid else None
-        asked = time.monotonic()
-        stats_after = fetch_json(target.http_url + "/api/stats")
-        stats_waits.append(time.monotonic() - asked)
+        stats_after = _server_stats(target, stats_waits)
         load_after = os.getloadavg()
 
         phase("draining", drain)
@@ -514,12 +600,13 @@ def run_benchmark(
         loader_pids=[loader.process.pid for loader in started],
         cpu_before=cpu_before,
         cpu_after=cpu_after,
-        stats=_delta(stats_after, stats_before),
+        stats=_delta(stats_after, stats_before) if stats_after is not None and stats_before is not None else None,
         room_sizes=[room["members"] if room else 0 for room in own_rooms] if protocol != "broadcast" else [],
         load_before=load_before,
         load_after=load_after,
     )
     params = {
+        "server": target.peer or "shoal",
         "clients": clients,
         "room_size": room_size,
         "hz": hz,
@@ -534,9 +621,21 @@ def run_benchmark(
         "spread_m": spread,
         "interest_radius_m": interest_radius or None,
     }
-    if max(stats_waits) > SLOW_API_S:  # the counters were read late: the server was saturated
+    if target.runtime:
+        params["server_runtime"] = target.runtime
+    if max(stats_waits, default=0.0) > SLOW_API_S:  # the counters were read late: the server was saturated
         params["server_api_seconds"] = [round(wait, 2) for wait in stats_waits]
     return _report(observed, params)
+
+
+def _server_stats(target: Target, waits: list[float]) -> dict[str, Any] | None:
+    """Shoal's `/api/stats` now, appending how long it took to answer to `waits`; None for a peer (no API)."""
+    if target.peer is not None:
+        return None
+    asked = time.monotonic()
+    stats = fetch_json(target.http_url + "/api/stats")
+    waits.append(time.monotonic() - asked)
+    return stats
 
 
 def _start_loaders(
@@ -607,8 +706,8 @@ class Observed:
     loader_pids: list[int]
     cpu_before: ProcessSample | None
     cpu_after: ProcessSample | None
-    stats: dict[str, Any]
-    """Change of the server's `/api/stats` counters over the window."""
+    stats: dict[str, Any] | None
+    """Change of the server's `/api/stats` counters over the window; None for a peer, which has no such API."""
     room_sizes: list[int]
     """Members of each benchmark room as `/api/rooms` listed them once everyone had joined."""
     load_before: tuple[float, float, float]
@@ -644,7 +743,7 @@ def _report(observed: Observed, params: dict[str, Any]) -> dict[str, Any]:
         near = radius - INTEREST_EDGE_M
         owed_pair = lambda sender, receiver: abs(positions[sender] - positions[receiver]) <= near  # noqa: E731
     losses = count_losses(senders, receivers, owed_pair)
-    cpu_before, cpu_after, stats = observed.cpu_before, observed.cpu_after, observed.stats
+    cpu_before, cpu_after, stats = observed.cpu_before, observed.cpu_after, observed.stats or {}
     server_drops = stats.get("dropped", {}).get("pose_rate", 0) + stats.get("poses_ignored", 0)
     server_drops += stats.get("invalid_messages", 0)
     receivers_per_pose = params["room_size"] - 1
@@ -687,12 +786,12 @@ def _report(observed: Observed, params: dict[str, Any]) -> dict[str, Any]:
             "poses_relayed": losses.relayed,
             "coalesced": coalesced,
             "coalesced_pct": round(100.0 * coalesced / losses.sent, 2) if losses.sent else None,
-            "server_drops": server_drops,
+            "server_drops": server_drops if observed.stats is not None else None,  # a peer counts none
             "duplicates": duplicates,
             "scope": "receivers within the interest radius" if radius else "every other member of the room",
         },
         "poses_sent_per_s": round(losses.sent / duration),
-        "server_stats": stats,
+        "server_stats": observed.stats,
         "rooms_members": sorted(set(observed.room_sizes)),
         "closed": closed,
         "errors": errors[:20],
@@ -754,6 +853,12 @@ def _raise_on_sigterm(signum: int, frame: Any) -> None:
 )
 @click.option("--server-url", default=None, help="Benchmark a running server (http://HOST:PORT) instead.")
 @click.option("--server-pid", default=None, type=int, help="PID of --server-url's process, to read its CPU.")
+@click.option(
+    "--peer",
+    default=None,
+    type=click.Choice(list(PEERS)),
+    help="Start and measure this foreign relay (bench/peers/) instead of Shoal; --protocol broadcast only.",
+)
 @click.option("--output", default=None, type=click.Path(dir_okay=False, path_type=Path), help="Also write here.")
 def main(
     clients: int,
@@ -771,10 +876,16 @@ def main(
     server_loop: str,
     server_url: str | None,
     server_pid: int | None,
+    peer: str | None,
     output: Path | None,
 ) -> None:
     """Measure Shoal's fan-out: server CPU µs per delivered pose, loss and latency; print one JSON line."""
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    refuse_foreign_protocol(peer, protocol)
+    if peer and server_url:
+        raise BenchError("--peer starts its own server: leave out --server-url")
+    if peer and interest_radius:
+        raise BenchError(f"--peer {peer} has no interest management: leave out --interest-radius")
     loaders = min(loaders, clients)
     options = dict(
         clients=clients, room_size=room_size, hz=hz, loaders=loaders, warmup=warmup, duration=duration, drain=drain,
@@ -783,6 +894,9 @@ def main(
     with loader_program(loader, [protocol]) as program:
         if server_url:
             report = run_benchmark(running_server(server_url, server_pid), tick_rate=None, program=program, **options)
+        elif peer:
+            with started_peer(peer) as target:
+                report = run_benchmark(target, tick_rate=None, program=program, **options)
         else:
             with started_server(tick_rate, max(room_size, 64), server_loop, interest_radius) as target:
                 report = run_benchmark(target, tick_rate=tick_rate, program=program, **options)

@@ -469,3 +469,33 @@ async def test_a_binary_member_that_backs_up_skips_ticks_and_gets_the_full_state
 def test_packing_accepts_exactly_the_pose_frames_that_decode(frame: bytes, changes: list[tuple[int, int]]) -> None:
     frame = with_changes(frame, changes)
     assert accepts(wire.pack_pose, frame) == accepts(wire.decode_pose, frame)
+
+
+def _unit_by_arithmetic(first: int, second: int, third: int) -> bool:
+    """The rule of docs/protocol.md for three stored words, computed directly (the codec looks squares up)."""
+    a, b, c = (first & 0x7FFF) - wire.QUAT_STEPS, (second & 0x7FFF) - wire.QUAT_STEPS, third - wire.QUAT_STEPS
+    return max(a, b, c) <= wire.QUAT_STEPS and a * a + b * b + c * c <= 2 * wire.QUAT_STEPS**2
+
+
+EDGE_WORDS = sorted(
+    {base | high for base in (0, 1, 5000, 16382, 16383, 16384, 27000, 32765, 32766, 32767) for high in (0, 0x8000)}
+)
+
+
+def test_the_quaternion_check_by_lookup_is_the_protocols_rule_on_every_edge() -> None:
+    triples = [(a, b, c) for a in EDGE_WORDS for b in EDGE_WORDS for c in EDGE_WORDS]
+    assert all(wire.is_unit_quaternion(*triple) == _unit_by_arithmetic(*triple) for triple in triples)
+    assert sum(map(_unit_by_arithmetic, *zip(*triples, strict=True))) > 100  # both outcomes are covered
+    assert wire.is_unit_quaternion(32766, 32766, 16383)  # two components of 1/sqrt(2): on the limit
+    assert not wire.is_unit_quaternion(32766, 32766, 16384)  # and a step beyond it
+
+
+@given(st.lists(st.tuples(*[st.integers(0, 0xFFFF)] * 3), max_size=30))
+@settings(max_examples=300)
+def test_a_hands_rotations_checked_at_once_agree_with_each_checked_alone(triples: list[tuple[int, int, int]]) -> None:
+    # random words are rarely a rotation: half of the lists are made of rotations, with one random triple among them
+    rotations = [(16383 + a % 11585, 16383 - b % 11585, 16383 + c % 100) for a, b, c in triples]
+    for words in (triples, rotations, rotations[:-1] + triples[-1:]):
+        firsts, seconds, thirds = (list(column) for column in zip(*words, strict=True)) if words else ([], [], [])
+        expected = all(map(_unit_by_arithmetic, firsts, seconds, thirds))
+        assert wire.all_unit_quaternions(firsts, seconds, thirds) == expected

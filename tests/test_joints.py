@@ -528,3 +528,47 @@ async def test_a_binary_and_a_json_client_see_each_others_joints(server: Running
 def test_packing_accepts_exactly_the_frames_that_decode(frame: bytes, changes: list[tuple[int, int]]) -> None:
     frame = with_changes(frame, changes)
     assert accepts(hands.pack_joints, frame) == accepts(hands.decode_joints, frame)
+
+
+@given(
+    st.integers(0, 23),
+    st.integers(0, 2),
+    st.floats(-3.2768, 3.2768, allow_nan=False),
+    st.sampled_from([0.25, -400.0, 900.0]),
+)
+@settings(max_examples=300)
+def test_the_servers_hand_check_refuses_exactly_the_hands_the_encoder_refuses(
+    joint: int, axis: int, reach: float, x: float
+) -> None:
+    """`check_hand` looks at each axis's extremes only: it must agree with encoding every joint, near the limit too."""
+    sent = hand(x=x)
+    sent[joint + 1][axis] = sent[0][axis] + reach
+    try:
+        hands.encode_joints(Joints(left=sent))  # type: ignore[arg-type]
+    except hands.HandTooBig:
+        with pytest.raises(hands.HandTooBig):
+            hands.check_hand(sent)
+    else:
+        hands.check_hand(sent)
+    for bad in (math.nan, math.inf):
+        sent[joint + 1][axis] = bad
+        with pytest.raises(hands.HandTooBig):
+            hands.check_hand(sent)
+
+
+def test_a_hand_of_unit_rotations_is_kept_as_it_came_and_one_of_float32_rotations_is_normalised() -> None:
+    from shoal.core.joints import member_joints
+
+    exact = [tuple(joint) for joint in hand()]
+    kept = member_joints(1, Joints(left=exact)).left  # type: ignore[arg-type]
+    assert kept is exact  # nothing to normalise: the same list
+    float32 = [(*joint[:3], *struct.unpack("<4f", struct.pack("<4f", *joint[3:]))) for joint in exact]
+    float32[5] = (*float32[5][:3], 0.0, 0.0, 0.0, 2.0)  # and one far from unit length
+    normalised = member_joints(1, Joints(left=float32)).left  # type: ignore[arg-type]
+    assert normalised is not float32
+    for got, came in zip(normalised, float32, strict=True):
+        length = math.sqrt(sum(value * value for value in came[3:]))
+        assert abs(sum(value * value for value in got[3:]) - 1.0) < 2e-9
+        assert got[:3] == came[:3]
+        assert all(abs(a - b / length) < 1e-12 for a, b in zip(got[3:], came[3:], strict=True))
+    assert normalised[5][3:] == (0.0, 0.0, 0.0, 1.0)

@@ -25,8 +25,8 @@ from shoal.protocol.binary import (
     _head_steps,
     _tick_flags_and_tail,
     _wide_position,
+    all_unit_quaternions,
     hand_forms,
-    is_unit_quaternion,
     pack_quaternion,
     unpack_quaternion,
 )
@@ -95,8 +95,14 @@ def _offsets(hand: Hand, base: Sequence[float]) -> list[int]:
 
 
 def check_hand(hand: Hand) -> None:
-    """Raise `HandTooBig` if `hand` (25 joints) cannot be encoded: a joint too far from its wrist."""
-    _offsets(hand, _wrist_base(hand)[0])
+    """Raise `HandTooBig` if `hand` (25 joints) cannot be encoded: a joint too far from its wrist, or a position
+    that is not finite."""
+    x, y, z = list(zip(*hand[1:], strict=True))[:3]  # the joints' coordinates by axis, transposed in C
+    if not math.isfinite(sum(x) + sum(y) + sum(z)):  # `min` and `max` could pass over a NaN
+        raise HandTooBig("a joint position is not finite")
+    # A joint's step count grows with its coordinate, so the lowest and highest on each axis decide: two joints made
+    # of those are checked as `_offsets` checks every joint when encoding, without a Python loop over 72 numbers.
+    _offsets((hand[0], (min(x), min(y), min(z)), (max(x), max(y), max(z))), _wrist_base(hand)[0])
 
 
 def _encode_hand(hand: Hand) -> tuple[bool, bytes]:
@@ -247,7 +253,7 @@ def pack_joints(frame: bytes) -> PackedJoints:
         if wide:
             _wide_position(frame, offset)  # finite and within +-10 km
         words = layout.unpack_from(frame, offset)
-        if not all(map(is_unit_quaternion, words[first::6], words[first + 1 :: 6], words[first + 2 :: 6])):
+        if not all_unit_quaternions(words[first::6], words[first + 1 :: 6], words[first + 2 :: 6]):
             raise BinaryFormatError("rotation is not a unit quaternion")
         offset += layout.size
     if offset != len(frame):

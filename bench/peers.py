@@ -1,13 +1,15 @@
 """Shoal and its peers, measured in one run on one machine by the same loader: a Markdown table.
 
     npm ci                                   # once: ws 7.3.1, which the ws-broadcast peer runs on
-    python bench/peers.py                    # 200 clients, rooms of 25, 20 Hz, 2 Python loaders, 5 s + 20 s each
+    python bench/peers.py                    # 200 clients, rooms of 25, 20 Hz, 2 C loaders, 5 s + 20 s each
     python bench/peers.py --duration 15 --warmup 4 --output /tmp/peers.json
+    python bench/peers.py --loader python    # the Python loaders instead (no C compiler needed)
 
 The performance targets (performance.md, issue #4) are set against three naive relays "measured in one
 run with the peers", since the same code measures ±40 % apart on two machines of the same kind. This
 command measures, one after the other, with the fan-out benchmark (`shoal.bench.fanout.run_benchmark`)
-and the same Python loaders (`--loader python`, `--loaders` processes):
+and the same loaders (`--loaders` processes of `--loader`, by default `c`: loader.c, built with the
+machine's C compiler; without one the command stops before any run and says to pass `--loader python`):
 
 1. Shoal (`python -m shoal serve` from this checkout, a fresh process per run, tick rate 20 Hz) in its
    `binary` protocol, its `json` protocol, and its `broadcast` protocol (its ws-broadcast dialect, a plain
@@ -24,6 +26,13 @@ delivered and expected poses per second, loss, latency p50/p99, the server's CPU
 over Shoal's binary and JSON figures (for a peer: how many times Shoal's cost it spends). Progress goes to
 stderr; `--output` writes every run's full report (the figures are defined in `shoal.bench.fanout`). A run
 that fails is shown as such and the others go on; the exit status is then 1.
+
+Why C loaders by default: both loaders speak every protocol with the same semantics (the same messages,
+counts and report), and loader.c needs less CPU. At the default size every run delivers about 96,000
+poses/s; measured on two cores, the Python loaders took 0.42 cores for Shoal's JSON ticks (one C loader:
+0.18) and a whole core for the ws-broadcast relay (0.98-1.01; one C loader: 0.68-0.76, most of it the
+kernel's, as each pose is its own message), which the server under test then lacks. The loader of each
+run is in its report (`params.loader`) and in the line above the table.
 
 Read the CPU figures of a row only where its loss is 0: a saturated server's cost per pose is not
 comparable. On a machine with few cores the loaders compete with the server: watch the loader cores.
@@ -48,6 +57,7 @@ from shoal.bench.fanout import (  # after the path is set
     BenchError,
     Target,
     _raise_on_sigterm,
+    loader_option,
     loader_program,
     peer_command,
     run_benchmark,
@@ -76,10 +86,14 @@ def _server(name: str, room_size: int) -> AbstractContextManager[Target]:
     return started_peer(name)
 
 
-def measure(settings: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Run every (server, protocol) of `RUNS` with `settings` (the options of `main`), one after the other;
-    yield each report, or `{"params": ..., "error": ...}` for a run that failed."""
-    with loader_program("python", [protocol for _server_name, protocol in RUNS]) as program:
+LOADER_NAMES = {"c": "C", "python": "Python"}
+
+
+def measure(settings: dict[str, Any], loader: str = "c") -> Iterator[dict[str, Any]]:
+    """Run every (server, protocol) of `RUNS` with `settings` (the options of `main`) and the loaders of kind
+    `loader` (one of `LOADERS`), one after the other; yield each report, or `{"params": ..., "error": ...}`
+    for a run that failed. BenchError before any run when that loader cannot be had (`c` without a compiler)."""
+    with loader_program(loader, [protocol for _server_name, protocol in RUNS]) as program:
         for name, protocol in RUNS:
 
             def phase(step: str, seconds: float, name: str = name, protocol: str = protocol) -> None:
@@ -98,7 +112,8 @@ def measure(settings: dict[str, Any]) -> Iterator[dict[str, Any]]:
                     )
             except (BenchError, OSError) as exc:  # OSError: Shoal's HTTP API timed out or refused
                 print(f"peers: {name} {protocol} failed: {exc}", file=sys.stderr, flush=True)
-                report = {"params": {"server": name, "protocol": protocol, **settings}, "error": str(exc)}
+                params = {"server": name, "protocol": protocol, "loader": program.kind, **settings}
+                report = {"params": params, "error": str(exc)}
             yield report  # once its server has stopped
 
 
@@ -157,30 +172,31 @@ def machine_line(machine: dict[str, Any]) -> str:
 @click.option("--clients", default=200, type=click.IntRange(2, 10_000), help="Clients in all.")
 @click.option("--room-size", default=25, type=click.IntRange(2, 10_000), help="Clients per room.")
 @click.option("--hz", default=20.0, type=click.FloatRange(0.5, 90), help="Poses per second per client.")
-@click.option("--loaders", default=2, type=click.IntRange(1, 64), help="Python load-generator processes.")
+@click.option("--loaders", default=2, type=click.IntRange(1, 64), help="Load-generator processes.")
+@loader_option("c", "Load generator of every run: loader.c built with cc (less CPU), or shoal.bench.loader.")
 @click.option("--warmup", default=5.0, type=click.FloatRange(0, 600), help="Seconds of traffic before measuring.")
 @click.option("--duration", default=20.0, type=click.FloatRange(1, 3600), help="Seconds measured, per run.")
 @click.option("--output", default=None, type=click.Path(dir_okay=False, path_type=Path), help="JSON of all runs.")
-def main(
-    clients: int, room_size: int, hz: float, loaders: int, warmup: float, duration: float, output: Path | None
-) -> None:
+def main(loader: str, output: Path | None, **settings: Any) -> None:
     """Measure Shoal (binary, JSON, broadcast) and its peers (ws-broadcast, websockets relay) in one run."""
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     for peer in PEERS:
         peer_command(peer)  # a missing runtime (node, npm ci) fails now, not after Shoal's runs
-    settings = dict(
-        clients=clients, room_size=room_size, hz=hz, loaders=min(loaders, clients), warmup=warmup, duration=duration,
-    )  # fmt: skip
+    settings["loaders"] = min(settings["loaders"], settings["clients"])  # clients, room_size, hz, warmup, duration
     runs: list[dict[str, Any]] = []
-    for run in measure(settings):
+    for run in measure(settings, loader):
         runs.append(run)
         if output:  # after every run, so that an interrupted run keeps what it measured
-            document = {"bench": "peers", "machine": machine_description(), "settings": settings, "runs": runs}
+            document = {
+                "bench": "peers", "machine": machine_description(), "settings": {**settings, "loader": loader},
+                "runs": runs,
+            }  # fmt: skip
             output.write_text(json.dumps(document, indent=2) + "\n")
     print(machine_line(machine_description()))
     print(
-        f"{clients} clients, rooms of {room_size}, {hz:g} Hz, {settings['loaders']} Python loaders, "
-        f"{warmup:g} s warm-up, {duration:g} s measured per run"
+        f"{settings['clients']} clients, rooms of {settings['room_size']}, {settings['hz']:g} Hz, "
+        f"{settings['loaders']} {LOADER_NAMES[loader]} loaders, {settings['warmup']:g} s warm-up, "
+        f"{settings['duration']:g} s measured per run"
     )
     print()
     print(table(runs))

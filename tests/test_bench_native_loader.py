@@ -1,9 +1,12 @@
 """The fan-out benchmark's native loader (`src/shoal/bench/loader.c`, `--loader c`): tiny real runs.
 
 It checks that the C loader, built on the spot, connects its clients, streams their poses and counts what
-the others receive as `shoal.bench.loader` does: a whole `bench/fanout.py` run reports every pose delivered
-without loss, and one C loader and one Python loader side by side answer with results of the same shape
-and about the same counts. It asserts no speed; figures come from full-size runs (docs/benchmarks/README.md).
+the others receive as `shoal.bench.loader` does, in each of its protocols (binary, JSON, and the ws-broadcast
+dialect, against Shoal and against a peer relay): a whole `bench/fanout.py` run reports every pose delivered
+without loss, and one C loader and one Python loader side by side answer with results of the same shape and
+see the same poses. Scripted servers check the WebSocket details and the JSON scanner (keys of other sections
+that look like a pose's, frames split across reads, malformed messages). It asserts no speed; figures come
+from full-size runs (docs/benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -16,11 +19,9 @@ import random
 import re
 import shutil
 import struct
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import psutil
@@ -28,46 +29,66 @@ import pytest
 
 from shoal.bench.fanout import (
     LATENCY_BIN_MS,
+    BenchError,
     Loader,
     LoaderProgram,
     count_losses,
     loader_program,
     measure_idle_connections,
     native_order,
+    peer_command,
     plan_clients,
     started_server,
 )
-from shoal.bench.loader import pose_template
+from shoal.bench.loader import BROADCAST_POSE, JSON_POSE, pose_template
 from shoal.protocol import binary as wire
+from shoal.protocol.codec import JSON
+from shoal.protocol.messages import IDENTITY, Entity, MemberJoints, MemberPose, Tick, Transform
 from support.bench import report_of
 
-FANOUT = Path(__file__).parents[1] / "bench" / "fanout.py"
 RUN_TIMEOUT_S = 90
 CLIENTS, ROOM_SIZE, HZ, DURATION_S = 10, 5, 20, 2.0
+PROTOCOLS = ("binary", "json", "broadcast")
 
 
 @pytest.fixture
 def native(require: Callable[[bool, str], None]) -> Iterator[LoaderProgram]:
     """loader.c, built; the test is skipped without a C compiler (failed under CI=true)."""
     require(shutil.which("cc") is not None or shutil.which("gcc") is not None, "no C compiler (cc or gcc)")
-    with loader_program("c", ["binary"]) as program:
+    with loader_program("c", PROTOCOLS) as program:
         yield program
 
 
-def test_a_tiny_run_with_the_c_loader_delivers_every_pose_without_loss(native: LoaderProgram) -> None:
+@pytest.mark.parametrize(
+    ("protocol", "peer"), [("binary", None), ("json", None), ("broadcast", None), ("broadcast", "websockets-relay")]
+)
+def test_a_tiny_run_with_the_c_loader_delivers_every_pose_without_loss(
+    native: LoaderProgram, require: Callable[[bool, str], None], protocol: str, peer: str | None
+) -> None:
     args = [
-        "--protocol", "binary", "--loader", "c", "--clients", str(CLIENTS), "--room-size", str(ROOM_SIZE),
+        "--protocol", protocol, "--loader", "c", "--clients", str(CLIENTS), "--room-size", str(ROOM_SIZE),
         "--hz", str(HZ), "--loaders", "2", "--warmup", "1", "--duration", str(DURATION_S),
     ]  # fmt: skip
+    if peer:
+        try:
+            peer_command(peer)
+        except BenchError as missing:  # no websockets library: skipped here, failed under CI=true
+            require(False, str(missing))
+        args += ["--peer", peer]
     report = report_of("fanout.py", *args, timeout=RUN_TIMEOUT_S)
-    assert report["params"]["loader"] == "c" and report["params"]["protocol"] == "binary"
+    params = report["params"]
+    assert (params["loader"], params["protocol"], params["server"]) == ("c", protocol, peer or "shoal")
     expected = CLIENTS * HZ * (ROOM_SIZE - 1) * DURATION_S  # every pose to the other members of its room
-    assert 0.85 <= report["deliveries"] / expected <= 1.05, report  # a few per cent coalesce (send jitter)
-    assert report["loss"]["lost"] == 0 and report["loss_pct"] == 0.0
-    assert abs(report["loss"]["poses_sent"] - CLIENTS * HZ * DURATION_S) <= CLIENTS  # one more or less at an edge
-    assert report["loss"]["poses_sent"] == report["loss"]["poses_relayed"] + report["loss"]["coalesced"]
+    ticks = protocol != "broadcast"  # a relay sends every pose on at once: nothing coalesces
+    assert (0.85 if ticks else 0.9) <= report["deliveries"] / expected <= 1.05, report  # ticks: send jitter
+    loss = report["loss"]
+    assert loss["lost"] == 0 and report["loss_pct"] == 0.0
+    assert abs(loss["poses_sent"] - CLIENTS * HZ * DURATION_S) <= CLIENTS  # one more or less at an edge
+    assert loss["poses_sent"] == loss["poses_relayed"] + loss["coalesced"]
+    if not ticks:
+        assert loss["coalesced"] == 0 and loss["duplicates"] == 0
     assert report["errors"] == [] and report["closed"] == {}
-    assert report["rooms_members"] == [ROOM_SIZE]
+    assert report["rooms_members"] == ([ROOM_SIZE] if ticks else [])  # no /api/rooms for broadcast rooms
     latency = report["latency_ms"]
     assert 0 < latency["p50"] <= latency["p99"] <= latency["max"] < 1000
     assert report["loaders_cores_used"] >= 0 and report["us_per_delivered_pose"] > 0
@@ -76,9 +97,10 @@ def test_a_tiny_run_with_the_c_loader_delivers_every_pose_without_loss(native: L
     assert all(not psutil.pid_exists(pid) for pid in started), "the server or a loader is still running"
 
 
-def test_the_c_loader_answers_as_the_python_loader_does(native: LoaderProgram) -> None:
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_the_c_loader_answers_as_the_python_loader_does(native: LoaderProgram, protocol: str) -> None:
     """A C loader and a Python loader with three clients each in one room: same answers, same poses seen."""
-    orders = {"protocol": "binary", "ready_timeout": 10.0, "hz": HZ, "drain": 0.5, "latency_bin_ms": LATENCY_BIN_MS}
+    orders = {"protocol": protocol, "ready_timeout": 10.0, "hz": HZ, "drain": 0.5, "latency_bin_ms": LATENCY_BIN_MS}
     python_plan, c_plan = plan_clients(6, 6, 2, f"native-{time.time_ns()}", spread=0.5)
     with started_server(tick_rate=20.0, max_members=64, loop="auto") as target:
         loaders: dict[str, Loader] = {}
@@ -97,9 +119,11 @@ def test_the_c_loader_answers_as_the_python_loader_does(native: LoaderProgram) -
 
     assert ready["c"].keys() == ready["python"].keys() == {"ready", "ids"}
     assert ready["c"]["ready"] is True and len(set(ready["c"]["ids"])) == 3
+    if protocol == "broadcast":  # the dialect has no ids: a client's is its index in the plan
+        assert ready["python"]["ids"] == [0, 1, 2] and ready["c"]["ids"] == [3, 4, 5]
     python, c = results["python"], results["c"]
     assert _shape(c) == _shape(python)
-    assert c["errors"] == [] and c["closed"] == {}
+    assert c["errors"] == [] == python["errors"] and c["closed"] == {} == python["closed"]
     assert list(c["senders"]) == [str(member) for member in ready["c"]["ids"]]
     assert sorted(c["positions"].values()) == [1.5, 2.0, 2.5]  # places 3 to 5 of the room, 0.5 m apart
     expected = 3 * HZ * 5 * 1.0  # three senders' poses for a second, each to the five others
@@ -112,6 +136,7 @@ def test_the_c_loader_answers_as_the_python_loader_does(native: LoaderProgram) -
     for sender in senders:  # every receiver, whichever its loader, saw the same poses of each sender
         seen = {bits[sender] for receiver, (_room, bits) in receivers.items() if receiver != sender}
         assert len(seen) == 1, (sender, seen)
+        assert sender not in receivers[sender][1]  # its own poses (a broadcast echo) are not counted
 
 
 def _shape(value: Any) -> Any:
@@ -126,23 +151,46 @@ def _shape(value: Any) -> Any:
     return type(value).__name__
 
 
-def test_the_c_loader_holds_idle_clients(native: LoaderProgram) -> None:
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_the_c_loader_holds_idle_clients(native: LoaderProgram, protocol: str) -> None:
     with started_server(tick_rate=20.0, max_members=64, loop="auto") as target:
-        idle = measure_idle_connections(target, connections=6, loaders=2, room_size=3, program=native)
-    assert idle["connections"] == 6 and idle["rss_after_mb"] > 0
+        idle = measure_idle_connections(
+            target, connections=6, loaders=2, protocol=protocol, room_size=3, program=native
+        )
+    assert idle["connections"] == 6 and idle["protocol"] == protocol and idle["rss_after_mb"] > 0
 
 
-def test_the_c_loader_speaks_only_the_binary_protocol() -> None:
-    run = subprocess.run(
-        [sys.executable, str(FANOUT), "--protocol", "json", "--loader", "c"], capture_output=True, text=True, timeout=30
-    )
-    assert run.returncode != 0 and "binary protocol only" in run.stderr
+def test_the_plan_tells_the_c_loader_its_protocol_and_where_to_connect() -> None:
+    """The text plan (`native_order`): the protocol, the path the Python loader connects to (for broadcast,
+    `/broadcast/` beside `/ws`, the room appended by loader.c), and a pose frame only for binary."""
+    clients = [[0, "room-a", 0.0], [1, "room-b", 0.5]]
+    plan = {"url": "ws://127.0.0.1:8123/ws", "clients": clients, "hz": 20.0, "ready_timeout": 5.0}
+    lines = {protocol: native_order({**plan, "protocol": protocol}).decode().splitlines() for protocol in PROTOCOLS}
+    for protocol, path in (("binary", "/ws"), ("json", "/ws"), ("broadcast", "/broadcast/")):
+        settings = dict(item.split("=") for item in lines[protocol][0].split())
+        assert (settings["protocol"], settings["path"], settings["port"], settings["clients"]) == (
+            protocol, path, "8123", "2",
+        )  # fmt: skip
+    assert lines["binary"][2] == f"1 room-b 0.5 {pose_template(0.5).hex()}"
+    assert lines["json"][1:] == lines["broadcast"][1:] == ["0 room-a 0.0", "1 room-b 0.5"]
+    assert native_order({"start": 1.5, "end": 2.5}) == b"start 1.5 2.5\n"
+
+    with pytest.raises(BenchError, match="speaks json, binary, broadcast, not 'msgpack'"):
+        native_order({**plan, "protocol": "msgpack"})
+    with pytest.raises(BenchError, match="room names that need no URL quoting"):
+        native_order({**plan, "protocol": "broadcast", "clients": [[0, "a/b?c", 0.0]]})
+    with pytest.raises(BenchError, match="no loader speaks msgpack"), loader_program("c", ["json", "msgpack"]):
+        pass
 
 
-# ---- the WebSocket details, against a scripted server ----------------------------------------------------------
+# ---- the WebSocket details and the JSON scanner, against a scripted server --------------------------------------
 
 WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OWN_ID = 1
+"""The id the scripted server gives its one client in Shoal's protocols (in broadcast it is its index, 0)."""
+SUBPROTOCOLS = {"binary": b"shoal.v1.bin", "json": b"shoal.v1.json", "broadcast": None}
+PAUSE_S = 0.05
+"""A pause in a script: the loader reads what came before it on its own (a message split across two reads)."""
 
 
 def _server_frame(payload: bytes, opcode: int = 0x2) -> bytes:
@@ -162,6 +210,11 @@ def _control(message: dict[str, Any], size: int | None = None) -> bytes:
     return _server_frame(payload.ljust(size or len(payload), b" "))
 
 
+def _text(payload: bytes | dict[str, Any]) -> bytes:
+    """A text frame: `payload`, or a message as JSON."""
+    return _server_frame(payload if isinstance(payload, bytes) else json.dumps(payload).encode(), 0x1)
+
+
 def _tick(entries: list[tuple[int, int]]) -> bytes:
     """A tick frame with a full avatar (t, head, both hands) per (member id, sequence number) entry."""
     template = pose_template(0.0)
@@ -172,6 +225,19 @@ def _tick(entries: list[tuple[int, int]]) -> bytes:
         steps = seq * 10  # the head's x is seq / 1000 m, in 0.1 mm steps
         parts.append(struct.pack("<IBiHb", member, flags, 0, steps & 0xFFFF, steps >> 16) + body[3:])
     return _server_frame(b"".join(parts))
+
+
+def _avatar(member: int, seq: int, t: float | None) -> MemberPose:
+    """A pose as Shoal relays it: head at x = seq / 1000 m, both hands, `t` (ms) unless None."""
+    hand = Transform((-0.3, 1.1, -0.3), IDENTITY)
+    return MemberPose(id=member, head=Transform((seq / 1000, 1.6, 0.0), IDENTITY), left=hand, right=hand, t=t)
+
+
+def _json_tick(entries: list[tuple[int, int]], **sections: Any) -> bytes:
+    """A JSON tick as Shoal's codec writes it (no whitespace, `poses` before the other sections)."""
+    now = time.time() * 1000.0
+    poses = [_avatar(member, seq, now) for member, seq in entries]
+    return JSON.encode(Tick(seq=1, t=now, poses=poses, **sections))
 
 
 async def _client_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
@@ -188,10 +254,106 @@ async def _client_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return first & 0x0F, bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
 
 
+@dataclass
+class Scripted:
+    """What a loader did against a scripted server, and what it answered."""
+
+    request: bytes
+    """Its upgrade request."""
+    pose: tuple[int, bytes]
+    """Its first pose frame: (opcode, payload)."""
+    pongs: list[bytes]
+    ready: dict[str, Any]
+    result: dict[str, Any]
+
+
+async def _scripted_run(native: LoaderProgram, protocol: str, script: list[bytes | float]) -> Scripted:
+    """Run one client of the C loader in `protocol` against a server that upgrades it (with that protocol's
+    subprotocol), answers `hello` and `join` with `welcome` (id OWN_ID) and `joined` (not in broadcast, which
+    has neither), waits for the first pose, then writes `script`: bytes as they are, a float as a pause of
+    that many seconds. It then reads until the client's close, answering nothing, and closes."""
+    seen: dict[str, Any] = {"pongs": []}
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = seen["request"] = await reader.readuntil(b"\r\n\r\n")
+        key = re.search(rb"Sec-WebSocket-Key: (\S+)\r\n", request)
+        assert key and len(base64.b64decode(key.group(1))) == 16
+        accept = base64.b64encode(hashlib.sha1(key.group(1) + WEBSOCKET_GUID).digest())
+        subprotocol = SUBPROTOCOLS[protocol]
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept + b"\r\n"
+            + (b"Sec-WebSocket-Protocol: " + subprotocol + b"\r\n" if subprotocol else b"") + b"\r\n"
+        )  # fmt: skip
+        if protocol != "broadcast":
+            for expected, answer in (("hello", {"type": "welcome", "id": OWN_ID}), ("join", {"type": "joined"})):
+                opcode, payload = await _client_frame(reader)
+                if protocol == "binary":
+                    assert opcode == 0x2 and payload[0] == wire.TAG_JSON
+                    payload = payload[1:]
+                else:
+                    assert opcode == 0x1
+                assert json.loads(payload)["type"] == expected
+                writer.write(_control(answer) if protocol == "binary" else _text(answer))
+        seen["pose"] = await _client_frame(reader)  # the first pose: the window has started
+        for step in script:
+            if isinstance(step, float):
+                await asyncio.sleep(step)
+                continue
+            writer.write(step)
+            await writer.drain()
+        while True:
+            opcode, payload = await _client_frame(reader)
+            if opcode == 0xA:
+                seen["pongs"].append(payload)
+            if opcode == 0x8:
+                break
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    plan = {
+        "url": f"ws://127.0.0.1:{port}/ws", "protocol": protocol, "clients": [[0, "room", 0.0]],
+        "ready_timeout": 5.0, "hz": 20.0, "drain": 0.5, "latency_bin_ms": LATENCY_BIN_MS,
+    }  # fmt: skip
+    assert native.executable is not None
+    loader = await asyncio.create_subprocess_exec(
+        str(native.executable), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    assert loader.stdin is not None and loader.stdout is not None
+    try:
+        loader.stdin.write(native_order(plan))
+        ready = json.loads(await asyncio.wait_for(loader.stdout.readline(), 10))
+        start = time.time()
+        loader.stdin.write(native_order({"start": start, "end": start + 5.0}))
+        result = json.loads(await asyncio.wait_for(loader.stdout.readline(), 15))["result"]
+    finally:
+        if loader.returncode is None:
+            loader.kill()
+        await loader.wait()
+        server.close()
+    return Scripted(seen["request"], seen["pose"], seen["pongs"], ready, result)
+
+
+def _in_random_pieces(data: bytes) -> list[bytes | float]:
+    """`data` cut in pieces of 1 to 3,000 bytes, each written after a short pause."""
+    pieces: list[bytes | float] = []
+    offset = 0
+    while offset < len(data):
+        size = random.randint(1, 3000)
+        pieces += [data[offset : offset + size], 0.0005]
+        offset += size
+    return pieces
+
+
+def _split(frame: bytes, at: int) -> list[bytes | float]:
+    """`frame` in two writes far enough apart in time that the loader reads them in two reads."""
+    return [frame[:at], PAUSE_S, frame[at:]]
+
+
 async def test_the_c_loader_reads_every_frame_layout_in_any_split(native: LoaderProgram) -> None:
-    """A scripted server: upgrade, welcome and joined, then (once poses arrive) frames with 7-, 16- and
-    64-bit lengths (126 and 127 bytes among them) written in pieces of random sizes, a duplicate, an own
-    entry, an error, a ping (answered) and a close (recorded)."""
+    """Binary: frames with 7-, 16- and 64-bit lengths (126 and 127 bytes among them) written in pieces of
+    random sizes, a duplicate, an own entry, an error, a ping (answered) and a close (recorded)."""
     script = b"".join([
         _control({"type": "member_joined", "note": "padded"}, size=126),
         _control({"type": "member_joined", "note": "padded"}, size=127),
@@ -202,66 +364,133 @@ async def test_the_c_loader_reads_every_frame_layout_in_any_split(native: Loader
         _control({"type": "error", "code": "bad_thing", "message": "nope"}),
         _server_frame(struct.pack("!H", 4001), opcode=0x8),
     ])  # fmt: skip
-    pong: list[bytes] = []
+    run = await _scripted_run(native, "binary", _in_random_pieces(script))
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request = await reader.readuntil(b"\r\n\r\n")
-        assert b"Sec-WebSocket-Protocol: shoal.v1.bin\r\n" in request
-        key = re.search(rb"Sec-WebSocket-Key: (\S+)\r\n", request)
-        assert key and len(base64.b64decode(key.group(1))) == 16
-        accept = base64.b64encode(hashlib.sha1(key.group(1) + WEBSOCKET_GUID).digest())
-        writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + accept + b"\r\nSec-WebSocket-Protocol: shoal.v1.bin\r\n\r\n"
-        )
-        for expected, answer in (("hello", {"type": "welcome", "id": OWN_ID}), ("join", {"type": "joined"})):
-            opcode, payload = await _client_frame(reader)
-            assert opcode == 0x2 and payload[0] == wire.TAG_JSON and json.loads(payload[1:])["type"] == expected
-            writer.write(_control(answer))
-        while (await _client_frame(reader))[1][0] != wire.TAG_POSE:
-            pass  # until the first pose: the window has started
-        offset = 0
-        while offset < len(script):
-            size = random.randint(1, 3000)
-            writer.write(script[offset : offset + size])
-            offset += size
-            await writer.drain()
-            await asyncio.sleep(0.0005)
-        while True:
-            opcode, payload = await _client_frame(reader)
-            if opcode == 0xA:
-                pong.append(payload)
-            if opcode == 0x8:
-                break
-        writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    plan = {"url": f"ws://127.0.0.1:{port}/ws", "clients": [[0, "room", 0.0]], "ready_timeout": 5.0, "hz": 20.0}
-    assert native.executable is not None
-    loader = await asyncio.create_subprocess_exec(
-        str(native.executable), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
-    )
-    assert loader.stdin is not None and loader.stdout is not None
-    try:
-        loader.stdin.write(native_order({**plan, "drain": 0.5, "latency_bin_ms": LATENCY_BIN_MS}))
-        ready = json.loads(await asyncio.wait_for(loader.stdout.readline(), 10))
-        assert ready == {"ready": True, "ids": [OWN_ID]}
-        start = time.time()
-        loader.stdin.write(native_order({"start": start, "end": start + 5.0}))
-        result = json.loads(await asyncio.wait_for(loader.stdout.readline(), 15))["result"]
-    finally:
-        if loader.returncode is None:
-            loader.kill()
-        await loader.wait()
-        server.close()
-
+    assert b"Sec-WebSocket-Protocol: shoal.v1.bin\r\n" in run.request
+    assert run.ready == {"ready": True, "ids": [OWN_ID]}
+    assert run.pose[0] == 0x2 and run.pose[1][0] == wire.TAG_POSE
+    result = run.result
     seen = result["receivers"][str(OWN_ID)][1]
     assert seen == {"1000": hex(1 << 1), **{str(2000 + i): hex(1 << 5) for i in range(1400)}}
     assert result["deliveries"] == 1401 and result["duplicates"] == 1
     assert sum(result["latency_bins"].values()) == 1401
     assert result["closed"] == {str(OWN_ID): 4001}
     assert result["errors"] == ["bad_thing: nope"]
-    assert pong == [b"hi"]
+    assert run.pongs == [b"hi"]
     room, first, last = result["senders"][str(OWN_ID)]
     assert room == "room" and 1 <= first <= last
+
+
+DECOY = {"id": 3000, "head": {"pos": [0.009, 1.6, 0.0]}, "t": 1.0, "poses": [{"id": 3001, "head": {"pos": [0.009]}}]}
+"""Keys of a pose (and a `poses` list) where a tick's other sections may hold them: an entity's props are free-form."""
+
+
+async def test_the_c_loader_reads_json_ticks_as_the_python_loader_does(native: LoaderProgram) -> None:
+    """JSON: the tick scanner counts the `poses` of a tick and nothing else. Entities and joints sections
+    whose keys look like a pose's, on either side of `poses`; a key spelled with an escape (msgspec decodes
+    it); a pose without `t` (counted, no latency); ticks split across two reads (one in the `poses` key, one
+    in a number, one of 64 KiB and more); a duplicate and an own pose; malformed ticks (reported, and none of
+    their poses counted, as msgspec rejects the whole tick); a non-tick message, an error, a ping and a close."""
+    now = time.time() * 1000.0
+    entity = Entity(
+        id="poses", kind="id", persistent=False, locked=False, pos=(0.009, 1.6, 0.0), rot=IDENTITY,
+        scale=(1.0, 1.0, 1.0), props=DECOY, v=1,
+    )  # fmt: skip
+    joints = [MemberJoints(id=3002, left=[(0.009, 1.6, 0.0, 0.0, 0.0, 0.0, 1.0)] * 25)]
+    by_hand = b"".join([  # `poses` last, keys in another order, `id` escaped, decoys in a string and in a hand
+        b'{"type":"tick","seq":2,"entities":[{"props":{"note":"\\"poses\\":[{\\"id\\":4000}]","x":',
+        json.dumps(DECOY).encode(),  # with spaces after `:` and `,`, as JSON may have
+        b'}}],"t":1.0,"joints":[{"id":4001}],"poses":[{"t":%.3f,' % now,
+        b'"right":{"id":4002,"head":{"pos":[0.009,0,0]}},"head":{"rot":[0,0,0,1],"pos":[0.002,1.6,0]},"i\\u0064":1000}]}',
+    ])  # fmt: skip
+    without_t = JSON.encode(Tick(seq=3, t=now, poses=[_avatar(1000, 4, None)]))
+    split_in_key = _text(_json_tick([(1000, 3)]))
+    split_in_number = _text(_json_tick([(1001, 1), (1001, 1)]))  # the same pose twice: one duplicate
+    large = _text(_json_tick([(2000 + i, 5) for i in range(300)]))  # a 64-bit length
+    malformed = [
+        b'{"type":"tick","seq":9,"t":1.0,"poses":[{"id":1000,"head":{"pos":[0.006,1.6]}}]}',  # pos of two numbers
+        b'{"type":"tick","seq":9,"t":1.0,"poses":[{"id":1000,"head":{"pos":[0.007,1.6,0.0]}}',  # truncated
+        b'{"type":"tick","seq":9,"poses":[{"id":1000,"head":{"pos":[0.008,1.6,0.0]},"t":1.0}],"x":[1,]}',  # [1,]
+        b'{"type":"tick","seq":9,"poses":[{"id":1.5,"head":{"pos":[0.008,1.6,0.0]}}]}',  # an id that is no integer
+    ]
+    script: list[bytes | float] = [
+        _text({"type": "member_joined", "room": "room", "member": {"id": 7, "name": "poses", "color": "#fff"}}),
+        _text(_json_tick([(1000, 1), (OWN_ID, 1)], entities=[entity], joints=joints)),
+        _text(by_hand),
+        *_split(split_in_key, split_in_key.index(b'"poses"') + 4),
+        *_split(split_in_number, split_in_number.index(b'"pos":[') + 9),
+        _text(without_t),
+        *_split(large, len(large) // 2),
+        _text(_json_tick([(1000, 1)])),  # a duplicate
+        *(_text(tick) for tick in malformed),
+        _text({"type": "error", "code": "bad_thing", "message": "nope"}),
+        _server_frame(b"hi", opcode=0x9),
+        _server_frame(struct.pack("!H", 4001), opcode=0x8),
+    ]
+    run = await _scripted_run(native, "json", script)
+
+    assert b"Sec-WebSocket-Protocol: shoal.v1.json\r\n" in run.request and run.request.startswith(b"GET /ws ")
+    assert run.ready == {"ready": True, "ids": [OWN_ID]}
+    opcode, pose = run.pose
+    sent = json.loads(pose)
+    assert opcode == 0x1 and pose == JSON_POSE % (sent["head"]["pos"][0], 0.0, sent["t"])  # byte for byte
+    result = run.result
+    seen = result["receivers"][str(OWN_ID)][1]
+    assert seen == {
+        "1000": hex(0b11110),
+        "1001": hex(1 << 1),
+        **{str(2000 + i): hex(1 << 5) for i in range(300)},
+    }  # no decoy (3000-3002, 4000-4002), no own pose, nothing of the malformed ticks (seq 6 to 8)
+    assert result["deliveries"] == 5 + 300 and result["duplicates"] == 2
+    assert sum(result["latency_bins"].values()) == 5 + 300 - 1  # the pose without `t` has no latency
+    assert result["closed"] == {str(OWN_ID): 4001}
+    errors = result["errors"]
+    assert len(errors) == 5 and errors[-1] == "bad_thing: nope", errors
+    assert errors[0].startswith("unreadable message: a pos that is not three numbers at byte ")
+    assert errors[3].startswith("unreadable message: an id that is not a u32")
+    assert all(error.startswith("unreadable message: ") for error in errors[:4])
+    assert run.pongs == [b"hi"]
+
+
+async def test_the_c_loader_reads_broadcast_messages_as_the_python_loader_does(native: LoaderProgram) -> None:
+    """ws-broadcast: no subprotocol, the room in the path, no hello; every message is one pose with its sender's
+    index as id, the loader's own echo included (skipped); keys in any order with decoys in a hand; a pose
+    split across two reads; a duplicate; malformed messages and one that is no pose (reported)."""
+    own = 0  # the client's index in the plan
+    now = time.time() * 1000.0
+    echo = BROADCAST_POSE % (own, 0.001, 0.0, now)
+    reordered = (
+        b'{"left":{"id":7,"head":{"pos":[0.009,0,0]},"t":1},"t":%.3f,'
+        b'"head":{"pos":[0.002,1.6,0.0],"rot":[0,0,0,1]},"type":"pose","id":1000}' % now
+    )
+    split = _text(BROADCAST_POSE % (1000, 0.003, 0.0, now))
+    script: list[bytes | float] = [
+        _text(echo),
+        _text(BROADCAST_POSE % (1000, 0.001, 0.0, now)),
+        _text(BROADCAST_POSE % (1001, 0.001, 0.5, now)),
+        _text(reordered),
+        *_split(split, split.index(b'"t":') + 6),
+        _text(BROADCAST_POSE % (1000, 0.001, 0.0, now)),  # a duplicate
+        _text(BROADCAST_POSE[:-1] % (1000, 0.004, 0.0, now)),  # truncated
+        _text(b'{"id":"1000","head":{"pos":[0.005,1.6,0.0]},"t":1.0}'),  # an id that is a string
+        _text({"type": "hello", "name": "bench 0"}),
+        _server_frame(b"hi", opcode=0x9),
+        _server_frame(struct.pack("!H", 1001), opcode=0x8),
+    ]
+    run = await _scripted_run(native, "broadcast", script)
+
+    assert run.request.startswith(b"GET /broadcast/room HTTP/1.1\r\n") and b"Sec-WebSocket-Protocol" not in run.request
+    assert run.ready == {"ready": True, "ids": [own]}
+    opcode, pose = run.pose
+    sent = json.loads(pose)
+    assert opcode == 0x1 and sent["id"] == own
+    assert pose == BROADCAST_POSE % (own, sent["head"]["pos"][0], 0.0, sent["t"])  # byte for byte
+    result = run.result
+    assert result["receivers"][str(own)][1] == {"1000": hex(0b1110), "1001": hex(1 << 1)}  # not its own echo
+    assert result["deliveries"] == 4 and result["duplicates"] == 1
+    assert sum(result["latency_bins"].values()) == 4
+    assert result["closed"] == {str(own): 1001}
+    errors = result["errors"]
+    assert len(errors) == 3 and all(error.startswith("unreadable message: ") for error in errors), errors
+    assert "a pose without id" in errors[2]
+    assert run.pongs == [b"hi"]

@@ -4,13 +4,16 @@ Each peer (`bench/peers/`: Decentraland's ws-broadcast on Node `ws` 7.3.1, and a
 `websockets` library) is started, measured by the same loaders as Shoal, and stopped: every pose reaches
 every other member of its room, nothing is lost or coalesced (a relay has no ticks), the peer's CPU is read
 from /proc and the Shoal-only counters are null. Only `--protocol broadcast` is accepted for a peer. The
-table of `bench/peers.py` is checked on made-up reports. No speed is asserted: figures come from full-size
-runs (docs/benchmarks/README.md).
+table of `bench/peers.py` is checked on made-up reports, and its choice of loader (one for every run, C by
+default, a clear error without a compiler) on stand-in runs. No speed is asserted: figures come from
+full-size runs (docs/benchmarks/README.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import shutil
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -113,3 +116,36 @@ def test_the_peers_table_has_a_row_per_run_and_each_cost_over_shoal_binary_and_j
     assert lines[2] == "| shoal | binary | 640 | 840 | 0.00 | 0.4 / 2.2 | 0.50 | 0.07 | 0.10 | 1.00 | 0.40 |"
     assert lines[5].endswith("| 7.00 | 0.07 | 0.10 | 14.00 | 5.60 |")
     assert lines[6].startswith("| websockets-relay | broadcast | failed: the server exited with 1: |")
+
+
+@pytest.mark.parametrize("loader", ["c", "python"])
+def test_peers_measures_every_run_with_the_one_loader_it_is_given(
+    loader: str, monkeypatch: pytest.MonkeyPatch, require: Callable[[bool, str], None]
+) -> None:
+    if loader == "c":
+        require(shutil.which("cc") is not None or shutil.which("gcc") is not None, "no C compiler (cc or gcc)")
+    peers = _peers_script()
+    option = next(param for param in peers.main.params if param.name == "loader")
+    assert option.default == "c" and list(option.type.choices) == ["python", "c"]
+
+    measured: list[tuple[str, str, str]] = []
+
+    def stand_in(target: Target, *, protocol: str, program: Any, **settings: Any) -> dict[str, Any]:
+        measured.append((target.peer or "shoal", protocol, program.kind))
+        return {"params": {"server": target.peer or "shoal", "protocol": protocol, "loader": program.kind}}
+
+    monkeypatch.setattr(peers, "_server", lambda name, room_size: contextlib.nullcontext(Target.local(9, 0)))
+    monkeypatch.setattr(peers, "run_benchmark", stand_in)
+    settings = {"clients": 10, "room_size": 5, "hz": 20.0, "loaders": 1, "warmup": 0.0, "duration": 1.0}
+    runs = list(peers.measure(settings, loader))
+    assert [(protocol, kind) for _server, protocol, kind in measured] == [
+        (protocol, loader) for _server, protocol in peers.RUNS
+    ]
+    assert [run["params"]["loader"] for run in runs] == [loader] * len(peers.RUNS)
+
+
+def test_peers_says_to_use_the_python_loader_when_there_is_no_c_compiler(monkeypatch: pytest.MonkeyPatch) -> None:
+    peers = _peers_script()
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # neither cc nor gcc on PATH
+    with pytest.raises(BenchError, match=r"--loader c needs a C compiler \(cc or gcc\) on PATH; .* --loader python"):
+        next(peers.measure({}, "c"))  # before any run: no server was started

@@ -45,7 +45,7 @@ def _raise_on_sigterm(signum: int, frame: Any) -> None:
     "--loader",
     default="python",
     type=click.Choice(LOADER_CHOICES),
-    help="Load generator: shoal.bench.loader, or loader.c built with cc (binary protocol only, far less CPU).",
+    help="Load generator: shoal.bench.loader, or loader.c built with cc (any protocol, less CPU).",
 )
 @click.option("--warmup", default=3.0, type=click.FloatRange(0, 600), help="Seconds of traffic before measuring.")
 @click.option("--duration", default=10.0, type=click.FloatRange(1, 3600), help="Seconds measured per point.")

@@ -1,24 +1,36 @@
-/* A native load generator of the fan-out benchmark: `shoal.bench.loader` for the binary protocol, in C.
+/* A native load generator of the fan-out benchmark: `shoal.bench.loader`, in C, for its three protocols.
  *
  * Built and started by src/shoal/bench/fanout.py (`--loader c`): cc -O2 -o loader loader.c -lm
  *
  * A Python loader costs about as much CPU per client as the server does, so on a small machine the loaders
  * would take the cores the server needs. This one does the same work in one epoll loop. It speaks to the
  * orchestrator as `shoal.bench.loader` does, except that its plan arrives as lines of text (fanout.py
- * translates the JSON plan, so no JSON parser is needed here):
+ * translates the JSON plan, so no general JSON parser is needed here):
  *
- *   host=127.0.0.1 port=8000 path=/ws hz=20 drain=1 latency_bin_ms=0.01 ready_timeout=20 idle=0 clients=N
- *   INDEX ROOM Z POSE_HEX      one line per client: POSE_HEX is its binary pose frame, patched before each send
- *   start START END            once everyone is ready: the window, in wall-clock seconds
+ *   host=127.0.0.1 port=8000 protocol=binary path=/ws hz=20 drain=1 latency_bin_ms=0.01 ready_timeout=20 idle=0
+ *       clients=N          the settings, on one line; for `broadcast`, `path` is the prefix of each client's room
+ *   INDEX ROOM Z [POSE_HEX]  one line per client; binary only: POSE_HEX, its pose frame, patched before each send
+ *   start START END        once everyone is ready: the window, in wall-clock seconds
  *
  * and it answers with the same JSON lines: `{"ready": true, "ids": [...]}`, then `{"result": {...}}` with the
  * keys and meanings of `shoal.bench.loader.run`. Each client connects (at most CONNECT_CONCURRENCY handshakes
- * at once), upgrades to `shoal.v1.bin`, sends `hello` and `join` and waits for `welcome` and `joined`; after
- * the start it sends its pose at `hz` from a random phase with `t` and the head's x (its sequence number in
- * mm) patched in, and counts every tick entry of the others as BenchClient.record does: deliveries and
- * latency bins by receive time (when the read returned), duplicates, and a bit set of sequence numbers per
- * sender. Any failure before `ready` ends the process with a message on stderr and exit code 1; SIGALRM ends
- * it if a run overruns its plan by HARD_MARGIN_S.
+ * at once) and, as BenchClient does in its protocol:
+ *
+ *   binary     upgrades to `shoal.v1.bin` on `path`, sends `hello` and `join` (JSON behind a 0x00 tag) and waits
+ *              for `welcome` and `joined`; sends the pose frame with `t` and the head's x patched in; reads the
+ *              entries of binary ticks;
+ *   json       the same on `shoal.v1.json`, every message a text frame: poses formatted as loader.py's
+ *              JSON_POSE, and the `poses` of `tick` messages read by a strict JSON scanner (read_tick);
+ *   broadcast  upgrades without a subprotocol on `path` + ROOM (a ws-broadcast relay has no handshake of its
+ *              own: the client is ready once upgraded, and its id is its INDEX), sends BROADCAST_POSE, and reads
+ *              every message as one pose (its own echo included, skipped as a tick's own entry is).
+ *
+ * After the start each client sends its pose at `hz` from a random phase, its sequence number in mm as the
+ * head's x and the send time as `t`, and counts every pose of the others as BenchClient.record does:
+ * deliveries and latency bins by receive time (when the read returned), duplicates, and a bit set of sequence
+ * numbers per sender; a message it cannot read is reported in `errors`, as the Python loader reports it. Any
+ * failure before `ready` ends the process with a message on stderr and exit code 1; SIGALRM ends it if a run
+ * overruns its plan by HARD_MARGIN_S.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -68,6 +80,23 @@
 #define POSE_T_OFFSET 2
 #define POSE_X_OFFSET 10
 
+#define JSON_MAX_DEPTH 1000 /* as msgspec, bounded by the interpreter's recursion limit; poses go 5 deep */
+#define JSON_NUMBER_MAX 63 /* characters of a number whose value is read (ids, x, t: 20 at most) */
+
+/* loader.py's JSON_POSE and BROADCAST_POSE (head x, z, t; the id first in the broadcast one), byte for byte. */
+#define POSE_JSON_BODY \
+    "\"type\":\"pose\"," \
+    "\"head\":{\"pos\":[%.3f,1.6,%.3f],\"rot\":[0.0,0.0,0.0,1.0]}," \
+    "\"left\":{\"pos\":[-0.3,1.1,-0.3],\"rot\":[0.0,0.0,0.0,1.0]}," \
+    "\"right\":{\"pos\":[0.3,1.1,-0.3],\"rot\":[0.0,0.7071067811865476,0.0,0.7071067811865476]}," \
+    "\"t\":%.3f}"
+#define JSON_POSE "{" POSE_JSON_BODY
+#define BROADCAST_POSE "{\"id\":%d," POSE_JSON_BODY
+#define POSE_TEXT_MAX 384 /* about 250 bytes with a 13-digit t; snprintf truncation is checked anyway */
+
+#define TICK_PREFIX "{\"type\":\"tick\"" /* how loader.py tells a JSON tick from other messages */
+
+enum protocol { BINARY, JSON, BROADCAST };
 enum state { CONNECTING, UPGRADING, GREETING, JOINING, READY, CLOSED };
 
 typedef struct {
@@ -82,7 +111,8 @@ typedef struct {
     int index;
     char room[128];
     char z[40]; /* echoed as given: the result's `positions` */
-    uint8_t pose[128];
+    double z_value;
+    uint8_t pose[128]; /* binary: the pose frame that is patched and sent */
     size_t pose_len;
     uint8_t mask[4];
     uint32_t id;
@@ -111,9 +141,10 @@ typedef struct {
 
 static struct {
     char host[256], port[16], path[512];
+    enum protocol protocol;
     double hz, drain, bin_ms, ready_timeout;
     int idle, count;
-} plan = {.path = "/ws", .hz = 20.0, .drain = 1.0, .bin_ms = 0.01, .ready_timeout = 30.0};
+} plan = {.path = "/ws", .protocol = BINARY, .hz = 20.0, .drain = 1.0, .bin_ms = 0.01, .ready_timeout = 30.0};
 
 static Client *clients;
 static int poller;
@@ -338,6 +369,14 @@ static void consume_stdin_line(void) {
     stdin_line_len = 0;
 }
 
+static enum protocol protocol_named(const char *name) {
+    if (!strcmp(name, "binary")) return BINARY;
+    if (!strcmp(name, "json")) return JSON;
+    if (!strcmp(name, "broadcast")) return BROADCAST;
+    fail("unknown protocol %s (binary, json or broadcast)", name);
+    return BINARY;
+}
+
 static void read_settings(char *line) {
     for (char *token = strtok(line, " "); token; token = strtok(NULL, " ")) {
         char *value = strchr(token, '=');
@@ -346,6 +385,7 @@ static void read_settings(char *line) {
         if (!strcmp(token, "host")) snprintf(plan.host, sizeof plan.host, "%s", value);
         else if (!strcmp(token, "port")) snprintf(plan.port, sizeof plan.port, "%s", value);
         else if (!strcmp(token, "path")) snprintf(plan.path, sizeof plan.path, "%s", value);
+        else if (!strcmp(token, "protocol")) plan.protocol = protocol_named(value);
         else if (!strcmp(token, "hz")) plan.hz = atof(value);
         else if (!strcmp(token, "drain")) plan.drain = atof(value);
         else if (!strcmp(token, "latency_bin_ms")) plan.bin_ms = atof(value);
@@ -360,8 +400,16 @@ static void read_settings(char *line) {
 
 static void read_client(Client *client, char *line) {
     char hex[2 * sizeof client->pose + 1];
-    if (sscanf(line, "%d %127s %39s %256s", &client->index, client->room, client->z, hex) != 4)
-        fail("a client line is not 'INDEX ROOM Z POSE_HEX': %s", line);
+    int fields = sscanf(line, "%d %127s %39s %256s", &client->index, client->room, client->z, hex);
+    char *z_end;
+    client->z_value = strtod(client->z, &z_end);
+    if (fields < 3 || *z_end || client->index < 0)
+        fail("a client line is not 'INDEX ROOM Z [POSE_HEX]': %s", line);
+    client->fd = -1;
+    client->close_code = -1;
+    if (plan.protocol == BROADCAST) client->id = (uint32_t)client->index; /* the dialect has no ids: its index */
+    if (plan.protocol != BINARY) return;
+    if (fields != 4) fail("client %d: the binary protocol needs its pose frame (POSE_HEX)", client->index);
     size_t len = strlen(hex) / 2;
     for (size_t i = 0; i < len; i++) {
         unsigned byte;
@@ -371,8 +419,6 @@ static void read_client(Client *client, char *line) {
     client->pose_len = len;
     if (len < POSE_X_OFFSET + 3 || (client->pose[1] & (HAS_T | HEAD_WIDE)) != HAS_T)
         fail("the pose of client %d must carry t and a compact head", client->index);
-    client->fd = -1;
-    client->close_code = -1;
 }
 
 /* ---- sockets ---------------------------------------------------------------------------------------------------- */
@@ -442,7 +488,12 @@ static void send_frame(Client *client, int opcode, const uint8_t *payload, size_
     if (client->state != CONNECTING) flush(client); /* else once connected */
 }
 
+/* One JSON message to the server: a text frame in the JSON protocol, a binary one behind TAG_JSON in binary. */
 static void send_json(Client *client, const Text *json) {
+    if (plan.protocol != BINARY) {
+        send_frame(client, 0x1, (const uint8_t *)json->data, json->len);
+        return;
+    }
     uint8_t *frame = grow(NULL, json->len + 1);
     frame[0] = TAG_JSON;
     memcpy(frame + 1, json->data, json->len);
@@ -453,6 +504,11 @@ static void send_json(Client *client, const Text *json) {
 static void send_close(Client *client, int code) {
     uint8_t payload[2] = {(uint8_t)(code >> 8), (uint8_t)code};
     send_frame(client, 0x8, payload, 2);
+}
+
+/* The subprotocol a client asks for (and the server must answer): none for the ws-broadcast dialect. */
+static const char *subprotocol_of(enum protocol protocol) {
+    return protocol == BINARY ? "shoal.v1.bin" : protocol == JSON ? "shoal.v1.json" : NULL;
 }
 
 static void open_connection(Client *client) {
@@ -481,10 +537,13 @@ static void open_connection(Client *client) {
     key[22] = key[23] = '=';
     key[24] = 0;
     Text request = {0};
+    const char *subprotocol = subprotocol_of(plan.protocol);
     text_printf(&request,
-                "GET %s HTTP/1.1\r\nHost: %s:%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: shoal.v1.bin\r\n\r\n",
-                plan.path, plan.host, plan.port, key);
+                "GET %s%s HTTP/1.1\r\nHost: %s:%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n",
+                plan.path, plan.protocol == BROADCAST ? client->room : "", plan.host, plan.port, key);
+    if (subprotocol) text_printf(&request, "Sec-WebSocket-Protocol: %s\r\n", subprotocol);
+    text_append(&request, "\r\n", 2);
     memcpy(reserve(client, request.len), request.data, request.len);
     free(request.data);
 }
@@ -538,12 +597,23 @@ static void count_latency(long long index) {
     extra_bins[extra_count++] = (Bin){index, 1};
 }
 
+static int json_valid(const char *data, size_t len, const char **why, size_t *at);
+
+/* A message that is not a tick: reported if it is an `error`, or not JSON (BenchClient._on_control). */
 static void on_control(const uint8_t *data, size_t len) {
-    if (!len || data[0] != TAG_JSON) {
-        add_error("unreadable message: %s", len ? "unknown tag" : "empty");
+    const char *json = (const char *)data, *end = (const char *)data + len, *why;
+    size_t at;
+    if (plan.protocol == BINARY) {
+        if (!len || data[0] != TAG_JSON) {
+            add_error("unreadable message: %s", len ? "unknown tag" : "empty");
+            return;
+        }
+        json++;
+    }
+    if (!json_valid(json, (size_t)(end - json), &why, &at)) {
+        add_error("unreadable message: %s at byte %zu", why, at);
         return;
     }
-    const char *json = (const char *)data + 1, *end = (const char *)data + len;
     if (json_type_is(json, end, "error")) {
         char error[400];
         error_text(json, end, error, sizeof error);
@@ -604,16 +674,389 @@ static long tick_entries(const uint8_t *data, size_t len) {
     return count;
 }
 
+/* ---- the poses of JSON messages ------------------------------------------------------------------------------- */
+
+/* A strict reader of one JSON text (RFC 8259), for what loader.py decodes with msgspec: a tick's `poses` and a
+ * ws-broadcast pose. It walks the grammar, so every key it compares is one it reached as a key at the place
+ * expected (a member of the tick object, of a pose, of a head): keys of other sections, such as the free-form
+ * `props` of `entities` or the `joints`, are inside values it skips whole, and cannot be taken for a pose's. The
+ * messages arrive whole (on_frames reassembles them), so it never resumes; the first fault stops it. */
+typedef struct {
+    const char *p, *start, *end;
+    const char *error; /* the first fault: reported as "unreadable message: ..." */
+} Json;
+
+static int json_fault(Json *j, const char *why) {
+    if (!j->error) j->error = why;
+    return 0;
+}
+
+static void json_space(Json *j) {
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
+}
+
+/* Consume `c` (after any whitespace) if it is next. */
+static int json_take(Json *j, char c) {
+    json_space(j);
+    if (j->p < j->end && *j->p == c) {
+        j->p++;
+        return 1;
+    }
+    return 0;
+}
+
+static int hex_digit(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* The code unit of the 4 hex digits at `p` (of a \u escape), or -1. */
+static int hex4(const char *p) {
+    int code = 0;
+    for (int i = 0; i < 4; i++) {
+        int digit = hex_digit(p[i]);
+        if (digit < 0) return -1;
+        code = code << 4 | digit;
+    }
+    return code;
+}
+
+/* A string: its raw content (escapes left in) in [*text, *text + *len); `*escaped` if it has any. */
+static int json_string_span(Json *j, const char **text, size_t *len, int *escaped) {
+    if (!json_take(j, '"')) return json_fault(j, "expected a string");
+    *text = j->p;
+    *escaped = 0;
+    while (j->p < j->end) {
+        unsigned char c = (unsigned char)*j->p;
+        if (c == '"') {
+            *len = (size_t)(j->p++ - *text);
+            return 1;
+        }
+        if (c < 0x20) return json_fault(j, "a control character in a string");
+        if (c == '\\') {
+            *escaped = 1;
+            if (++j->p >= j->end) break;
+            if (*j->p == 'u') {
+                if (j->end - j->p < 5) break;
+                int code = hex4(j->p + 1);
+                if (code < 0) return json_fault(j, "a bad \\u escape");
+                j->p += 4;
+                if (code >= 0xDC00 && code <= 0xDFFF) return json_fault(j, "a lone surrogate escape");
+                if (code >= 0xD800 && code <= 0xDBFF) { /* as msgspec: its low half must follow, escaped */
+                    int low = j->end - j->p >= 7 && j->p[1] == '\\' && j->p[2] == 'u' ? hex4(j->p + 3) : -1;
+                    if (low < 0xDC00 || low > 0xDFFF) return json_fault(j, "a lone surrogate escape");
+                    j->p += 6;
+                }
+            } else if (!*j->p || !strchr("\"\\/bfnrt", *j->p)) { /* strchr would find the NUL */
+                return json_fault(j, "a bad escape");
+            }
+        }
+        j->p++;
+    }
+    return json_fault(j, "an unterminated string");
+}
+
+typedef struct {
+    const char *text;
+    size_t len;
+    int escaped;
+} Key; /* a key as read: its raw content */
+
+/* Whether `key` is `word` (ASCII, of `word_len` bytes), escapes undone: msgspec compares the decoded key. */
+static int key_equals(const Key *key, const char *word, size_t word_len) {
+    const char *text = key->text;
+    size_t len = key->len;
+    if (!key->escaped) return len == word_len && !memcmp(text, word, len);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++, n++) {
+        char c = text[i];
+        if (c == '\\') { /* well-formed: json_string_span checked it */
+            c = text[++i];
+            if (c == 'u') {
+                int code = hex4(text + i + 1);
+                if (code > 0x7F) return 0; /* not ASCII, so not in `word` */
+                c = (char)code;
+                i += 4;
+            } else {
+                c = c == 'b' ? '\b' : c == 'f' ? '\f' : c == 'n' ? '\n' : c == 'r' ? '\r' : c == 't' ? '\t' : c;
+            }
+        }
+        if (n >= word_len || word[n] != c) return 0;
+    }
+    return n == word_len;
+}
+
+#define KEY_IS(key, word) key_equals(key, word, sizeof word - 1) /* `word`: a string literal */
+
+/* A number, by the grammar: its span in [*text, *text + *len) and whether it is an integer (no fraction or
+ * exponent); `expected` is the fault when the value is not a number at all. */
+static int json_number_span(Json *j, const char **text, size_t *len, int *integer, const char *expected) {
+    json_space(j);
+    const char *p = j->p, *end = j->end;
+    *text = p;
+    *integer = 1;
+    if (p < end && *p == '-') p++;
+    if (p < end && *p == '0') {
+        p++;
+    } else if (p < end && *p >= '1' && *p <= '9') {
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    } else {
+        return json_fault(j, expected);
+    }
+    if (p < end && *p == '.') {
+        *integer = 0;
+        if (++p >= end || *p < '0' || *p > '9') return json_fault(j, "a bad number");
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        *integer = 0;
+        if (++p < end && (*p == '+' || *p == '-')) p++;
+        if (p >= end || *p < '0' || *p > '9') return json_fault(j, "a bad number");
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    *len = (size_t)(p - *text);
+    j->p = p;
+    return 1;
+}
+
+/* A number's value: strtod on a NUL-terminated copy of its exact span (what follows it in the buffer may be the
+ * next frame, or nothing that is ours). */
+static int json_double(Json *j, double *value) {
+    const char *text;
+    size_t len;
+    int integer;
+    if (!json_number_span(j, &text, &len, &integer, "expected a number")) return 0;
+    char copy[JSON_NUMBER_MAX + 1];
+    if (len > JSON_NUMBER_MAX) return json_fault(j, "a number too long");
+    memcpy(copy, text, len);
+    copy[len] = 0;
+    *value = strtod(copy, NULL);
+    return isfinite(*value) ? 1 : json_fault(j, "a number out of range");
+}
+
+/* A number whose value is not needed, checked as msgspec checks a float: finite. Only an exponent or hundreds of
+ * digits can take a number out of range, so strtod runs only then. */
+static int json_check_double(Json *j) {
+    const char *text;
+    size_t len;
+    int integer;
+    if (!json_number_span(j, &text, &len, &integer, "expected a number")) return 0;
+    if (!memchr(text, 'e', len) && !memchr(text, 'E', len) && len < 300) return 1;
+    double value;
+    j->p = text;
+    return json_double(j, &value);
+}
+
+/* A member id: an integer (msgspec's `int` takes no fraction) that fits the u32 of Shoal's ids. */
+static int json_id(Json *j, uint32_t *id) {
+    const char *text;
+    size_t len;
+    int integer;
+    if (!json_number_span(j, &text, &len, &integer, "an id that is not a u32")) return 0;
+    if (!integer || *text == '-' || len > 10) return json_fault(j, "an id that is not a u32");
+    uint64_t value = 0;
+    for (size_t i = 0; i < len; i++) value = value * 10 + (uint64_t)(text[i] - '0');
+    if (value > UINT32_MAX) return json_fault(j, "an id that is not a u32");
+    *id = (uint32_t)value;
+    return 1;
+}
+
+static int json_literal_of(Json *j, const char *word, size_t len) {
+    json_space(j);
+    if ((size_t)(j->end - j->p) < len || memcmp(j->p, word, len)) return json_fault(j, "expected a value");
+    j->p += len;
+    return 1;
+}
+
+#define JSON_LITERAL(j, word) json_literal_of(j, word, sizeof word - 1) /* `word`: a string literal */
+
+/* The next member of an object whose `{` is consumed: 1 with its key, positioned at its value; 0 after the `}`
+ * or on a fault (j->error). `count` is the members read so far (start at 0). */
+static int json_next_key(Json *j, int *count, Key *key) {
+    if (json_take(j, '}')) return 0;
+    if (*count && !json_take(j, ',')) return json_fault(j, "expected ',' or '}' in an object");
+    if (!json_string_span(j, &key->text, &key->len, &key->escaped)) return 0;
+    if (!json_take(j, ':')) return json_fault(j, "expected ':' after a key");
+    ++*count;
+    return 1;
+}
+
+/* Whether an element follows in an array whose `[` is consumed: 0 after the `]` or on a fault. */
+static int json_next_element(Json *j, int *count) {
+    if (json_take(j, ']')) return 0;
+    if (*count && !json_take(j, ',')) return json_fault(j, "expected ',' or ']' in an array");
+    ++*count;
+    return 1;
+}
+
+/* Any value, checked and passed over; its keys are not looked at. */
+static int json_skip(Json *j, int depth) {
+    if (depth > JSON_MAX_DEPTH) return json_fault(j, "JSON nested too deeply");
+    json_space(j);
+    if (j->p >= j->end) return json_fault(j, "expected a value");
+    Key key;
+    int count = 0, integer;
+    switch (*j->p) {
+    case '{':
+        j->p++;
+        while (json_next_key(j, &count, &key))
+            if (!json_skip(j, depth + 1)) return 0;
+        return !j->error;
+    case '[':
+        j->p++;
+        while (json_next_element(j, &count))
+            if (!json_skip(j, depth + 1)) return 0;
+        return !j->error;
+    case '"':
+        return json_string_span(j, &key.text, &key.len, &key.escaped);
+    case 't':
+        return JSON_LITERAL(j, "true");
+    case 'f':
+        return JSON_LITERAL(j, "false");
+    case 'n':
+        return JSON_LITERAL(j, "null");
+    default:
+        return json_number_span(j, &key.text, &key.len, &integer, "expected a value");
+    }
+}
+
+/* Nothing but whitespace after the top-level value. */
+static int json_end(Json *j) {
+    json_space(j);
+    return j->p == j->end ? 1 : json_fault(j, "characters after the JSON value");
+}
+
+/* `head` as loader.py's _Head reads it: an object whose `pos` is three numbers; x is the first. */
+static int read_head(Json *j, double *x, int depth) {
+    if (!json_take(j, '{')) return json_fault(j, "a head that is not an object");
+    Key key;
+    int count = 0, has_pos = 0;
+    while (json_next_key(j, &count, &key)) {
+        if (!KEY_IS(&key, "pos")) {
+            if (!json_skip(j, depth + 1)) return 0;
+            continue;
+        }
+        if (!json_take(j, '[')) return json_fault(j, "a pos that is not an array");
+        int elements = 0;
+        while (json_next_element(j, &elements)) {
+            if (elements > 3) return json_fault(j, "a pos that is not three numbers");
+            if (!(elements == 1 ? json_double(j, x) : json_check_double(j))) return 0;
+        }
+        if (j->error) return 0;
+        if (elements != 3) return json_fault(j, "a pos that is not three numbers");
+        has_pos = 1;
+    }
+    if (j->error) return 0;
+    return has_pos ? 1 : json_fault(j, "a head without pos");
+}
+
+/* One pose object as loader.py's _Pose reads it: `id` and `head` required, `t` a number, null or absent (then
+ * no latency is counted), every other key skipped whatever it holds. A repeated key: the last one counts. */
+static int read_pose(Json *j, Entry *entry, int depth) {
+    if (!json_take(j, '{')) return json_fault(j, "a pose that is not an object");
+    Key key;
+    int count = 0, has_id = 0, has_head = 0;
+    entry->has_t = 0;
+    while (json_next_key(j, &count, &key)) {
+        if (KEY_IS(&key, "id")) {
+            has_id = json_id(j, &entry->sender);
+        } else if (KEY_IS(&key, "head")) {
+            has_head = read_head(j, &entry->x, depth + 1);
+        } else if (KEY_IS(&key, "t")) {
+            json_space(j);
+            entry->has_t = j->p < j->end && *j->p == 'n' ? !JSON_LITERAL(j, "null") : json_double(j, &entry->t);
+        } else {
+            json_skip(j, depth + 1);
+        }
+        if (j->error) return 0;
+    }
+    if (j->error) return 0;
+    if (!has_id) return json_fault(j, "a pose without id");
+    return has_head ? 1 : json_fault(j, "a pose without head");
+}
+
+static void entries_reserve(size_t count) {
+    if (count <= entries_cap) return;
+    entries_cap = count < 64 ? 64 : 2 * count;
+    entries = grow(entries, entries_cap * sizeof(Entry));
+}
+
+/* The poses of a JSON tick (BenchClient's json_tick_poses: the top-level `poses`, required; the other members,
+ * `seq`, `t`, `entities`, `removed`, `full`, `joints` or any other, skipped) into `entries`: their number, or -1
+ * with j->error set. All or nothing, as msgspec decodes the whole tick before a pose is counted. */
+static long read_tick(Json *j) {
+    if (!json_take(j, '{')) {
+        json_fault(j, "a tick that is not an object");
+        return -1;
+    }
+    Key key;
+    int members = 0, has_poses = 0;
+    long count = 0;
+    while (json_next_key(j, &members, &key)) {
+        if (!KEY_IS(&key, "poses")) {
+            if (!json_skip(j, 2)) return -1;
+            continue;
+        }
+        if (!json_take(j, '[')) {
+            json_fault(j, "poses that are not an array");
+            return -1;
+        }
+        int elements = 0;
+        count = 0;
+        has_poses = 1;
+        while (json_next_element(j, &elements)) {
+            entries_reserve((size_t)count + 1);
+            if (!read_pose(j, &entries[count++], 3)) return -1;
+        }
+        if (j->error) return -1;
+    }
+    if (j->error || !json_end(j)) return -1;
+    if (!has_poses) {
+        json_fault(j, "a tick without poses");
+        return -1;
+    }
+    return count;
+}
+
+/* A ws-broadcast message: one pose, with its sender's index as id (BenchClient's broadcast_poses). */
+static long read_broadcast_pose(Json *j) {
+    entries_reserve(1);
+    if (!read_pose(j, &entries[0], 1) || !json_end(j)) return -1;
+    return 1;
+}
+
+/* Whether [data, data + len) is one well-formed JSON value; if not, why and where. */
+static int json_valid(const char *data, size_t len, const char **why, size_t *at) {
+    Json j = {data, data, data + len, NULL};
+    if (json_skip(&j, 1) && json_end(&j)) return 1;
+    *why = j.error;
+    *at = (size_t)(j.p - j.start);
+    return 0;
+}
+
 /* Count the poses of one message from other members, once per sender and sequence number, and their latency
  * when received inside the window (BenchClient.record). */
 static void record(Client *client, const uint8_t *data, size_t len, double received_at) {
-    if (!len || data[0] != TAG_TICK) {
-        on_control(data, len);
-        return;
+    long count;
+    Json j = {(const char *)data, (const char *)data, (const char *)data + len, NULL};
+    if (plan.protocol == BINARY) {
+        if (!len || data[0] != TAG_TICK) {
+            on_control(data, len);
+            return;
+        }
+        count = tick_entries(data, len);
+        if (count < 0) j.error = "truncated tick";
+    } else if (plan.protocol == JSON) {
+        if (len < sizeof TICK_PREFIX - 1 || memcmp(data, TICK_PREFIX, sizeof TICK_PREFIX - 1)) {
+            on_control(data, len);
+            return;
+        }
+        count = read_tick(&j);
+    } else {
+        count = read_broadcast_pose(&j);
     }
-    long count = tick_entries(data, len);
     if (count < 0) {
-        add_error("unreadable message: truncated tick");
+        if (plan.protocol == BINARY) add_error("unreadable message: %s", j.error);
+        else add_error("unreadable message: %s at byte %td", j.error, j.p - j.start);
         return;
     }
     int in_window = window_start <= received_at && received_at < window_end;
@@ -648,14 +1091,24 @@ static void record(Client *client, const uint8_t *data, size_t len, double recei
     }
 }
 
+static void became_ready(Client *client) {
+    client->state = READY;
+    ready_count++;
+    open_count++;
+    in_flight--;
+}
+
 /* One whole message (text or binary) on a client's connection. */
 static void on_message(Client *client, const uint8_t *data, size_t len, double received_at) {
     if (client->state == READY) {
         record(client, data, len, received_at);
         return;
     }
-    if (!len || data[0] != TAG_JSON) return; /* a tick before `joined` */
-    const char *json = (const char *)data + 1, *end = (const char *)data + len;
+    const char *json = (const char *)data, *end = (const char *)data + len;
+    if (plan.protocol == BINARY) {
+        if (!len || data[0] != TAG_JSON) return; /* a tick before `joined` */
+        json++;
+    }
     const char *answer = client->state == GREETING ? "welcome" : "joined";
     if (json_type_is(json, end, "error")) {
         char error[400];
@@ -675,10 +1128,7 @@ static void on_message(Client *client, const uint8_t *data, size_t len, double r
         send_json(client, &join);
         free(join.data);
     } else {
-        client->state = READY;
-        ready_count++;
-        open_count++;
-        in_flight--;
+        became_ready(client);
     }
 }
 
@@ -700,12 +1150,17 @@ static int on_upgrade(Client *client) {
         while (*protocol == ' ' || *protocol == '\t') protocol++;
         protocol_len = (int)strcspn(protocol, " \t\r");
     }
-    if (protocol_len != 12 || strncmp(protocol, "shoal.v1.bin", 12))
-        fail("client %d: the server answered subprotocol '%.*s' to 'shoal.v1.bin'", client->index, protocol_len,
-             protocol);
+    const char *asked = subprotocol_of(plan.protocol);
+    if (asked && (protocol_len != (int)strlen(asked) || strncmp(protocol, asked, strlen(asked))))
+        fail("client %d: the server answered subprotocol '%.*s' to '%s'", client->index, protocol_len, protocol,
+             asked);
     size_t used = (size_t)(end + 4 - head);
     memmove(client->in, client->in + used, client->in_len - used);
     client->in_len -= used;
+    if (plan.protocol == BROADCAST) { /* a relay without handshake messages: the upgrade is the whole join */
+        became_ready(client);
+        return 1;
+    }
     client->state = GREETING;
     Text hello = {0};
     text_printf(&hello, "{\"type\": \"hello\", \"name\": \"bench %d\"}", client->index);
@@ -898,9 +1353,18 @@ static uint32_t heap_pop(void) {
     return top;
 }
 
-/* This client's next pose: the template with `t` (ms) and the head's x (seq / 1000 m, in 0.1 mm steps) patched. */
+/* This client's next pose, with `t` (ms) and the head's x (seq / 1000 m) in it (BenchClient.pose_frame): binary
+ * patches the template (x in 0.1 mm steps); the others format loader.py's text on the stack, no allocation. */
 static void send_pose(Client *client, double now) {
     double t = now * 1000.0, x = client->seq / 1000.0;
+    if (plan.protocol != BINARY) {
+        char text[POSE_TEXT_MAX];
+        int len = plan.protocol == JSON ? snprintf(text, sizeof text, JSON_POSE, x, client->z_value, t)
+                                        : snprintf(text, sizeof text, BROADCAST_POSE, client->index, x, client->z_value, t);
+        if (len < 0 || len >= (int)sizeof text) fail("client %d: a pose longer than %zu bytes", client->index, sizeof text);
+        send_frame(client, 0x1, (const uint8_t *)text, (size_t)len);
+        return;
+    }
     int32_t steps = (int32_t)floor(x * HEAD_SCALE + 0.5);
     uint16_t low = (uint16_t)(steps & 0xFFFF);
     memcpy(client->pose + POSE_T_OFFSET, &t, 8);

@@ -4,7 +4,7 @@ For each client count and each protocol (`json`, `binary`, and `broadcast`, the 
 the same server, measured by the same loader), `shoal.bench.fanout.run_benchmark` connects the clients
 from separate loader processes, warms up, measures and drains. If asked, the RSS cost of idle connections
 is measured first, on the fresh server: after 1,000 busy clients the heap they grew holds 2,000 idle ones
-for 0.7 KiB each, against 16 KiB measured first. A progress bar (rich) follows every phase. The result is
+for 0.7 KiB each, against 19 KiB measured first. A progress bar (rich) follows every phase. The result is
 `bench.json` (every point's full report, the machine and the settings) and `bench.html` (charts against
 clients: delivered poses per second, p50/p99 latency, server CPU per delivered pose).
 """

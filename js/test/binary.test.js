@@ -239,7 +239,10 @@ describe('a client built with binaryCodec', () => {
     const client = new ShoalClient({ url: 'ws://127.0.0.1:9/ws', codec: binaryCodec, WebSocket: Socket });
     clients.push(client);
     client.connect().catch(() => {});
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    // until the hello is out: a fixed sleep can end first on a loaded machine (seen under CI)
+    for (const deadline = Date.now() + 2000; !Socket.last?.sent.length && Date.now() < deadline;) {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
     return [client, Socket.last];
   }
 

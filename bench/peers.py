@@ -56,10 +56,10 @@ from shoal.bench.fanout import (  # after the path is set
     PEERS,
     BenchError,
     Target,
-    _raise_on_sigterm,
     loader_option,
     loader_program,
     peer_command,
+    raise_on_sigterm,
     run_benchmark,
     started_peer,
     started_server,
@@ -179,7 +179,7 @@ def machine_line(machine: dict[str, Any]) -> str:
 @click.option("--output", default=None, type=click.Path(dir_okay=False, path_type=Path), help="JSON of all runs.")
 def main(loader: str, output: Path | None, **settings: Any) -> None:
     """Measure Shoal (binary, JSON, broadcast) and its peers (ws-broadcast, websockets relay) in one run."""
-    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    signal.signal(signal.SIGTERM, raise_on_sigterm)
     for peer in PEERS:
         peer_command(peer)  # a missing runtime (node, npm ci) fails now, not after Shoal's runs
     settings["loaders"] = min(settings["loaders"], settings["clients"])  # clients, room_size, hz, warmup, duration

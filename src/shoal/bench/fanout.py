@@ -841,7 +841,8 @@ def _print_phase(name: str, seconds: float) -> None:
     print(f"fanout: {name} ({seconds:.0f} s)", file=sys.stderr, flush=True)
 
 
-def _raise_on_sigterm(signum: int, frame: Any) -> None:
+def raise_on_sigterm(signum: int, frame: Any) -> None:
+    """A SIGTERM handler for benchmark commands: exit through the `finally` blocks."""
     raise SystemExit(128 + signum)  # so that the `finally` blocks stop the server and the loaders
 
 
@@ -895,7 +896,7 @@ def main(
     output: Path | None,
 ) -> None:
     """Measure Shoal's fan-out: server CPU µs per delivered pose, loss and latency; print one JSON line."""
-    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    signal.signal(signal.SIGTERM, raise_on_sigterm)
     refuse_foreign_protocol(peer, protocol)
     if peer and server_url:
         raise BenchError("--peer starts its own server: leave out --server-url")

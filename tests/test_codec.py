@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
+from shoal.core.pose import member_pose
 from shoal.protocol.codec import JSON, DecodeFailure
 from shoal.protocol.messages import AppMessage, Hello, MemberPose, Pose, Relay, Tick, Transform
 from support.clients import strict_json
@@ -51,6 +54,16 @@ def test_valid_frames_decode_to_their_messages() -> None:
     )
     pose = JSON.decode(b'{"type":"pose",' + HEAD + b',"t":5}')
     assert isinstance(pose, Pose) and pose.head.pos == (0.0, 1.6, 0.0) and pose.t == 5.0
+
+
+def test_poses_are_left_out_of_the_cycle_collector() -> None:
+    """A pose is made and dropped 20 times a second per member: it must not cost the collector's bookkeeping
+    (which is safe only while the pose structs cannot hold a reference cycle: see protocol/messages.py)."""
+    pose = JSON.decode(b'{"type":"pose",' + HEAD + b',"left":{"pos":[0,1,0],"rot":[0,0,0,1]},"t":5}')
+    assert isinstance(pose, Pose) and pose.left is not None
+    stored = member_pose(7, pose)
+    for struct in (pose, pose.head, pose.left, stored):
+        assert not gc.is_tracked(struct), struct
 
 
 def test_server_frames_omit_absent_fields_and_rename_sender_to_from() -> None:

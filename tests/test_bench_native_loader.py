@@ -21,7 +21,9 @@ import shutil
 import struct
 import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
+from itertools import cycle
 from typing import Any
 
 import psutil
@@ -186,11 +188,48 @@ def test_the_plan_tells_the_c_loader_its_protocol_and_where_to_connect() -> None
 # ---- the WebSocket details and the JSON scanner, against a scripted server --------------------------------------
 
 WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+RFC_KEY, RFC_ACCEPT = b"dGhlIHNhbXBsZSBub25jZQ==", b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+"""RFC 6455 section 1.3's example: a Sec-WebSocket-Key and the Sec-WebSocket-Accept that answers it."""
 OWN_ID = 1
 """The id the scripted server gives its one client in Shoal's protocols (in broadcast it is its index, 0)."""
 SUBPROTOCOLS = {"binary": b"shoal.v1.bin", "json": b"shoal.v1.json", "broadcast": None}
 PAUSE_S = 0.05
 """A pause in a script: the loader reads what came before it on its own (a message split across two reads)."""
+
+
+def _accept(key: bytes) -> bytes:
+    """The Sec-WebSocket-Accept that answers `key` (RFC 6455 section 4.2.2): base64 of SHA-1(key + GUID)."""
+    return base64.b64encode(hashlib.sha1(key + WEBSOCKET_GUID).digest())
+
+
+async def _upgrade_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """A client's upgrade request, and its Sec-WebSocket-Key (16 bytes in base64)."""
+    request = await reader.readuntil(b"\r\n\r\n")
+    key = re.search(rb"Sec-WebSocket-Key: (\S+)\r\n", request)
+    assert key and len(base64.b64decode(key.group(1))) == 16
+    return request, key.group(1)
+
+
+def _switching(headers: bytes) -> bytes:
+    """A 101 answer to an upgrade: Upgrade and Connection, then `headers` (lines that end in CRLF)."""
+    return b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" + headers + b"\r\n"
+
+
+async def _start_native(
+    native: LoaderProgram, port: int, protocol: str, clients: int = 1, stderr: int | None = None
+) -> asyncio.subprocess.Process:
+    """The C loader, given its plan: `clients` clients in one room of the scripted server on `port`."""
+    plan = {
+        "url": f"ws://127.0.0.1:{port}/ws", "protocol": protocol, "clients": [[i, "room", 0.0] for i in range(clients)],
+        "ready_timeout": 5.0, "hz": 20.0, "drain": 0.5, "latency_bin_ms": LATENCY_BIN_MS,
+    }  # fmt: skip
+    assert native.executable is not None
+    loader = await asyncio.create_subprocess_exec(
+        str(native.executable), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr
+    )
+    assert loader.stdin is not None and loader.stdout is not None
+    loader.stdin.write(native_order(plan))
+    return loader
 
 
 def _server_frame(payload: bytes, opcode: int = 0x2) -> bytes:
@@ -275,15 +314,13 @@ async def _scripted_run(native: LoaderProgram, protocol: str, script: list[bytes
     seen: dict[str, Any] = {"pongs": []}
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request = seen["request"] = await reader.readuntil(b"\r\n\r\n")
-        key = re.search(rb"Sec-WebSocket-Key: (\S+)\r\n", request)
-        assert key and len(base64.b64decode(key.group(1))) == 16
-        accept = base64.b64encode(hashlib.sha1(key.group(1) + WEBSOCKET_GUID).digest())
+        seen["request"], key = await _upgrade_request(reader)
         subprotocol = SUBPROTOCOLS[protocol]
         writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + accept + b"\r\n"
-            + (b"Sec-WebSocket-Protocol: " + subprotocol + b"\r\n" if subprotocol else b"") + b"\r\n"
+            _switching(
+                b"Sec-WebSocket-Accept: " + _accept(key) + b"\r\n"
+                + (b"Sec-WebSocket-Protocol: " + subprotocol + b"\r\n" if subprotocol else b"")
+            )
         )  # fmt: skip
         if protocol != "broadcast":
             for expected, answer in (("hello", {"type": "welcome", "id": OWN_ID}), ("join", {"type": "joined"})):
@@ -311,18 +348,9 @@ async def _scripted_run(native: LoaderProgram, protocol: str, script: list[bytes
         writer.close()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    plan = {
-        "url": f"ws://127.0.0.1:{port}/ws", "protocol": protocol, "clients": [[0, "room", 0.0]],
-        "ready_timeout": 5.0, "hz": 20.0, "drain": 0.5, "latency_bin_ms": LATENCY_BIN_MS,
-    }  # fmt: skip
-    assert native.executable is not None
-    loader = await asyncio.create_subprocess_exec(
-        str(native.executable), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
-    )
+    loader = await _start_native(native, server.sockets[0].getsockname()[1], protocol)
     assert loader.stdin is not None and loader.stdout is not None
     try:
-        loader.stdin.write(native_order(plan))
         ready = json.loads(await asyncio.wait_for(loader.stdout.readline(), 10))
         start = time.time()
         loader.stdin.write(native_order({"start": start, "end": start + 5.0}))
@@ -494,3 +522,91 @@ async def test_the_c_loader_reads_broadcast_messages_as_the_python_loader_does(n
     assert len(errors) == 3 and all(error.startswith("unreadable message: ") for error in errors), errors
     assert "a pose without id" in errors[2]
     assert run.pongs == [b"hi"]
+
+
+# ---- the Sec-WebSocket-Accept of the upgrade ----------------------------------------------------------------------
+
+
+@dataclass
+class Upgrades:
+    """How the C loader took the upgrades of a scripted server."""
+
+    keys: list[bytes]
+    """The Sec-WebSocket-Key of each client, in the order the server read them."""
+    ready: dict[str, Any] | None
+    """Its `ready` answer; None if it ended first."""
+    exit_code: int | None
+    """None if it was still running after `ready` (and was killed)."""
+    stderr: str
+
+
+async def _upgrades(native: LoaderProgram, clients: int, accept: Callable[[bytes], bytes]) -> Upgrades:
+    """Start `clients` ws-broadcast clients of the C loader (ready once upgraded: that dialect has no hello)
+    against a server that answers each upgrade with 101 and `accept(key)` for Sec-WebSocket-Accept header lines,
+    then holds the connection until the loader goes."""
+    keys: list[bytes] = []
+    handlers: list[asyncio.Task[Any]] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handler = asyncio.current_task()
+        assert handler is not None
+        handlers.append(handler)
+        _request, key = await _upgrade_request(reader)
+        keys.append(key)
+        writer.write(_switching(accept(key)))
+        with suppress(ConnectionError):
+            await reader.read()  # until the loader closes or ends
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    loader = await _start_native(native, port, "broadcast", clients, stderr=asyncio.subprocess.PIPE)
+    assert loader.stdout is not None and loader.stderr is not None
+    try:
+        line = await asyncio.wait_for(loader.stdout.readline(), 10)
+        exit_code = await asyncio.wait_for(loader.wait(), 10) if not line else None
+    finally:
+        if loader.returncode is None:
+            loader.kill()
+        await loader.wait()
+        server.close()
+    await asyncio.wait_for(asyncio.gather(*handlers), 5)
+    stderr = (await loader.stderr.read()).decode()
+    return Upgrades(keys, json.loads(line) if line else None, exit_code, stderr)
+
+
+async def test_the_c_loader_takes_the_accept_of_each_key_in_any_spelling_of_the_header(native: LoaderProgram) -> None:
+    """Eight clients, eight random keys: the loader's SHA-1 and base64 give for each the accept that hashlib
+    does (checked against RFC 6455's example), in a header of any case with spaces and tabs around its value."""
+    assert _accept(RFC_KEY) == RFC_ACCEPT
+    spellings = cycle(
+        [b"Sec-WebSocket-Accept: %s\r\n", b"sec-websocket-accept:%s\r\n", b"SEC-WEBSOCKET-ACCEPT: \t%s \t\r\n"]
+    )
+    run = await _upgrades(native, 8, lambda key: next(spellings) % _accept(key))
+    assert run.ready == {"ready": True, "ids": list(range(8))}, run.stderr
+    assert len(set(run.keys)) == 8 and run.exit_code is None and run.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [lambda key: RFC_ACCEPT, lambda key: _accept(key).lower(), lambda key: _accept(key)[:-1], lambda key: key],
+    ids=["another key's", "in lower case", "truncated", "the key itself"],
+)
+async def test_the_c_loader_fails_on_a_wrong_sec_websocket_accept(
+    native: LoaderProgram, wrong: Callable[[bytes], bytes]
+) -> None:
+    """As on a refused upgrade: exit code 1 before `ready`, the answer and the right one on stderr."""
+    run = await _upgrades(native, 1, lambda key: b"Sec-WebSocket-Accept: " + wrong(key) + b"\r\n")
+    assert run.ready is None and run.exit_code == 1
+    answered, right = wrong(run.keys[0]).decode(), _accept(run.keys[0]).decode()
+    assert run.stderr == f"loader.c: client 0: the server answered Sec-WebSocket-Accept '{answered}', not '{right}'\n"
+
+
+@pytest.mark.parametrize("count", [0, 2])
+async def test_the_c_loader_fails_on_a_missing_or_repeated_sec_websocket_accept(
+    native: LoaderProgram, count: int
+) -> None:
+    """No Sec-WebSocket-Accept, or the right one twice: exit code 1 before `ready`, the count on stderr."""
+    run = await _upgrades(native, 1, lambda key: (b"Sec-WebSocket-Accept: " + _accept(key) + b"\r\n") * count)
+    assert run.ready is None and run.exit_code == 1
+    assert run.stderr == f"loader.c: client 0: the upgrade response has {count} Sec-WebSocket-Accept headers, not one\n"

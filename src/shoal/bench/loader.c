@@ -25,6 +25,10 @@
  *              own: the client is ready once upgraded, and its id is its INDEX), sends BROADCAST_POSE, and reads
  *              every message as one pose (its own echo included, skipped as a tick's own entry is).
  *
+ * A 101 answer to the upgrade must carry, once, the Sec-WebSocket-Accept of the client's key (RFC 6455 4.1:
+ * base64 of the SHA-1 of the key and the protocol's GUID, both written out here, so that `cc` alone builds
+ * this file) and, but in broadcast, the subprotocol asked for.
+ *
  * After the start each client sends its pose at `hz` from a random phase, its sequence number in mm as the
  * head's x and the send time as `t`, and counts every pose of the others as BenchClient.record does:
  * deliveries and latency bins by receive time (when the read returned), duplicates, and a bit set of sequence
@@ -115,6 +119,7 @@ typedef struct {
     uint8_t pose[128]; /* binary: the pose frame that is patched and sent */
     size_t pose_len;
     uint8_t mask[4];
+    char accept[29]; /* the Sec-WebSocket-Accept the upgrade must answer to this connection's key */
     uint32_t id;
     uint8_t *in;
     size_t in_len, in_cap;
@@ -421,6 +426,69 @@ static void read_client(Client *client, char *line) {
         fail("the pose of client %d must carry t and a compact head", client->index);
 }
 
+/* ---- the upgrade's key and accept (RFC 6455 4.1, 4.2.2) -------------------------------------------------------- */
+
+static uint32_t rotate_left(uint32_t word, int bits) { return word << bits | word >> (32 - bits); }
+
+/* SHA-1 (FIPS 180-4) of `len` bytes: the plain textbook form, enough for one short string per connection. */
+static void sha1(const uint8_t *data, size_t len, uint8_t digest[20]) {
+    uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+    size_t total = (len + 8) / 64 * 64 + 64; /* the data, 0x80, zeros, and its length in bits in the last 8 bytes */
+    for (size_t offset = 0; offset < total; offset += 64) {
+        uint8_t block[64];
+        for (size_t i = 0; i < 64; i++) {
+            size_t at = offset + i;
+            block[i] = at < len ? data[at] : at == len ? 0x80 : 0;
+        }
+        if (offset + 64 == total)
+            for (int i = 0; i < 8; i++) block[56 + i] = (uint8_t)((uint64_t)len * 8 >> (56 - 8 * i));
+        uint32_t w[80];
+        for (int i = 0; i < 16; i++)
+            w[i] = (uint32_t)block[4 * i] << 24 | (uint32_t)block[4 * i + 1] << 16 | (uint32_t)block[4 * i + 2] << 8 |
+                   block[4 * i + 3];
+        for (int i = 16; i < 80; i++) w[i] = rotate_left(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+        uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+        for (int i = 0; i < 80; i++) {
+            uint32_t f, k;
+            if (i < 20) {
+                f = (b & c) | (~b & d), k = 0x5A827999;
+            } else if (i < 40) {
+                f = b ^ c ^ d, k = 0x6ED9EBA1;
+            } else if (i < 60) {
+                f = (b & c) | (b & d) | (c & d), k = 0x8F1BBCDC;
+            } else {
+                f = b ^ c ^ d, k = 0xCA62C1D6;
+            }
+            uint32_t next = rotate_left(a, 5) + f + e + k + w[i];
+            e = d, d = c, c = rotate_left(b, 30), b = a, a = next;
+        }
+        h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
+    }
+    for (int i = 0; i < 20; i++) digest[i] = (uint8_t)(h[i / 4] >> (24 - 8 * (i % 4)));
+}
+
+/* Base64 (RFC 4648, padded) of `len` bytes into `out`, which has room for 4 * ceil(len / 3) characters and a NUL. */
+static void base64(const uint8_t *data, size_t len, char *out) {
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < len; i += 3, out += 4) {
+        uint32_t triple = (uint32_t)data[i] << 16 | (i + 1 < len ? (uint32_t)data[i + 1] << 8 : 0) |
+                          (i + 2 < len ? data[i + 2] : 0);
+        for (size_t j = 0; j < 4; j++) out[j] = i + j <= len ? alphabet[(triple >> (18 - 6 * j)) & 63] : '=';
+    }
+    *out = 0;
+}
+
+/* The Sec-WebSocket-Accept of a 24-character Sec-WebSocket-Key: base64(SHA-1(key + the protocol's GUID)), 28
+ * characters. RFC 6455 1.3: "dGhlIHNhbXBsZSBub25jZQ==" gives "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=". */
+static void accept_of(const char key[25], char accept[29]) {
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    uint8_t keyed[24 + sizeof guid - 1], digest[20];
+    memcpy(keyed, key, 24);
+    memcpy(keyed + 24, guid, sizeof guid - 1);
+    sha1(keyed, sizeof keyed, digest);
+    base64(digest, sizeof digest, accept);
+}
+
 /* ---- sockets ---------------------------------------------------------------------------------------------------- */
 
 static void watch(Client *client, int out) {
@@ -525,17 +593,10 @@ static void open_connection(Client *client) {
     uint64_t mask = random_next();
     memcpy(client->mask, &mask, 4);
 
-    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    uint8_t nonce[18] = {0};
-    uint64_t words[2] = {random_next(), random_next()};
-    memcpy(nonce, words, 16);
-    char key[25];
-    for (int i = 0; i < 6; i++) { /* base64 of 16 bytes: 22 characters and "==" */
-        uint32_t triple = (uint32_t)nonce[3 * i] << 16 | (uint32_t)nonce[3 * i + 1] << 8 | nonce[3 * i + 2];
-        for (int j = 0; j < 4; j++) key[4 * i + j] = alphabet[(triple >> (18 - 6 * j)) & 63];
-    }
-    key[22] = key[23] = '=';
-    key[24] = 0;
+    uint64_t nonce[2] = {random_next(), random_next()};
+    char key[25]; /* base64 of 16 bytes: 22 characters and "==" */
+    base64((const uint8_t *)nonce, sizeof nonce, key);
+    accept_of(key, client->accept);
     Text request = {0};
     const char *subprotocol = subprotocol_of(plan.protocol);
     text_printf(&request,
@@ -1132,6 +1193,17 @@ static void on_message(Client *client, const uint8_t *data, size_t len, double r
     }
 }
 
+/* The value of the header `name` (with its colon; any case) if the response line at `line` is one, else NULL: past
+ * the spaces and tabs after the colon, `*len` characters to the end of the line but its trailing spaces and tabs. */
+static const char *header_value(const char *line, const char *name, int *len) {
+    size_t name_len = strlen(name);
+    if (strncasecmp(line, name, name_len)) return NULL;
+    const char *value = line + name_len + strspn(line + name_len, " \t");
+    *len = (int)strcspn(value, "\r");
+    while (*len && (value[*len - 1] == ' ' || value[*len - 1] == '\t')) --*len;
+    return value;
+}
+
 /* The response to the upgrade request, once its head is complete: 1 if the connection is now a WebSocket. */
 static int on_upgrade(Client *client) {
     char *head = (char *)client->in, *end = memmem(head, client->in_len, "\r\n\r\n", 4);
@@ -1142,14 +1214,18 @@ static int on_upgrade(Client *client) {
     *end = 0;
     if (strncmp(head, "HTTP/1.1 101", 12) != 0)
         fail("client %d: the server refused the upgrade: %.*s", client->index, (int)strcspn(head, "\r"), head);
-    const char *protocol = "";
-    int protocol_len = 0;
+    const char *protocol = "", *accept = "", *value;
+    int protocol_len = 0, accept_len = 0, accepts = 0, len;
     for (char *line = strstr(head, "\r\n"); line; line = strstr(line + 2, "\r\n")) {
-        if (strncasecmp(line + 2, "Sec-WebSocket-Protocol:", 23)) continue;
-        protocol = line + 25;
-        while (*protocol == ' ' || *protocol == '\t') protocol++;
-        protocol_len = (int)strcspn(protocol, " \t\r");
+        if ((value = header_value(line + 2, "Sec-WebSocket-Protocol:", &len))) protocol = value, protocol_len = len;
+        if ((value = header_value(line + 2, "Sec-WebSocket-Accept:", &len)))
+            accept = value, accept_len = len, accepts++;
     }
+    if (accepts != 1)
+        fail("client %d: the upgrade response has %d Sec-WebSocket-Accept headers, not one", client->index, accepts);
+    if (accept_len != (int)strlen(client->accept) || strncmp(accept, client->accept, (size_t)accept_len))
+        fail("client %d: the server answered Sec-WebSocket-Accept '%.*s', not '%s'", client->index, accept_len, accept,
+             client->accept);
     const char *asked = subprotocol_of(plan.protocol);
     if (asked && (protocol_len != (int)strlen(asked) || strncmp(protocol, asked, strlen(asked))))
         fail("client %d: the server answered subprotocol '%.*s' to '%s'", client->index, protocol_len, protocol,

@@ -3,8 +3,9 @@
 The code lives in the package (`shoal.bench.fanout`, which also backs `shoal bench` and its sweeps and
 plots); this wrapper runs it from this checkout's `src/`, whatever version of shoal is installed.
 
-`--peer ws-broadcast` or `--peer websockets-relay` (with `--protocol broadcast`) measures one of the foreign
-relays of `bench/peers/` instead of Shoal; `bench/peers.py` measures Shoal and both peers in one run.
+`--peer ws-broadcast` or `--peer websockets-relay` (with `--protocol broadcast`), or `--peer colyseus` (with
+`--protocol colyseus`), measures one of the foreign relays of `bench/peers/` instead of Shoal; `bench/peers.py`
+measures Shoal and every peer in one run.
 """
 
 import sys

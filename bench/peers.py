@@ -1,6 +1,6 @@
 """Shoal and its peers, measured in one run on one machine by the same loader: a Markdown table.
 
-    npm ci                                   # once: ws 7.3.1, which the ws-broadcast peer runs on
+    npm ci                                   # once: ws 7.3.1 and Colyseus 0.16, which two peers run on
     python bench/peers.py                    # 200 clients, rooms of 25, 20 Hz, 2 C loaders, 5 s + 20 s each
     python bench/peers.py --duration 15 --warmup 4 --output /tmp/peers.json
     python bench/peers.py --loader python    # the Python loaders instead (no C compiler needed)
@@ -17,7 +17,10 @@ machine's C compiler; without one the command stops before any run and says to p
 2. `ws-broadcast`: Decentraland's relay on Node `ws` 7.3.1 (`bench/peers/ws-broadcast.js`; needs `node`
    and `npm ci`), in the ws-broadcast dialect it defines;
 3. `websockets-relay`: a plain Python relay on the `websockets` library's `broadcast()` and asyncio
-   (`bench/peers/websockets_relay.py`), in the same dialect.
+   (`bench/peers/websockets_relay.py`), in the same dialect;
+4. `colyseus`: a Colyseus 0.16 relay room, `broadcast(type, message, {except: client})` on @colyseus/core
+   and its WebSocket transport (`bench/peers/colyseus-relay.js`; needs `node` and `npm ci`), in Colyseus's
+   own protocol (`colyseus`: HTTP matchmaking, msgpack-framed messages carrying the same JSON pose).
 
 Every run has the same clients, rooms, rate, warm-up and window, and each server is started on a free
 port of 127.0.0.1 and stopped by PID. It prints the machine (cores, CPU model, load average) and a table:
@@ -67,8 +70,11 @@ from shoal.bench.fanout import (  # after the path is set
 from shoal.bench.sweep import machine_description
 
 SHOAL = "shoal"
-RUNS = [(SHOAL, "binary"), (SHOAL, "json"), (SHOAL, "broadcast"), *((peer, "broadcast") for peer in PEERS)]
-"""(server, protocol) of each run, in order."""
+RUNS = [
+    *((SHOAL, protocol) for protocol in ("binary", "json", "broadcast")),
+    *((name, peer.protocol) for name, peer in PEERS.items()),
+]
+"""(server, protocol) of each run, in order: each peer in the one protocol it speaks."""
 TICK_RATE = 20.0
 """Shoal's tick rate in these runs (`bench/fanout.py`'s default)."""
 DRAIN_S = 1.0
@@ -178,7 +184,7 @@ def machine_line(machine: dict[str, Any]) -> str:
 @click.option("--duration", default=20.0, type=click.FloatRange(1, 3600), help="Seconds measured, per run.")
 @click.option("--output", default=None, type=click.Path(dir_okay=False, path_type=Path), help="JSON of all runs.")
 def main(loader: str, output: Path | None, **settings: Any) -> None:
-    """Measure Shoal (binary, JSON, broadcast) and its peers (ws-broadcast, websockets relay) in one run."""
+    """Measure Shoal (binary, JSON, broadcast) and its peers (ws-broadcast, websockets relay, Colyseus) in one run."""
     signal.signal(signal.SIGTERM, raise_on_sigterm)
     for peer in PEERS:
         peer_command(peer)  # a missing runtime (node, npm ci) fails now, not after Shoal's runs

@@ -2,11 +2,13 @@
 
 It checks that the C loader, built on the spot, connects its clients, streams their poses and counts what
 the others receive as `shoal.bench.loader` does, in each of its protocols (binary, JSON, and the ws-broadcast
-dialect, against Shoal and against a peer relay): a whole `bench/fanout.py` run reports every pose delivered
-without loss, and one C loader and one Python loader side by side answer with results of the same shape and
-see the same poses. Scripted servers check the WebSocket details and the JSON scanner (keys of other sections
-that look like a pose's, frames split across reads, malformed messages). It asserts no speed; figures come
-from full-size runs (docs/benchmarks/README.md).
+dialect, against Shoal and against a peer relay, and Colyseus 0.16's against the Colyseus peer): a whole
+`bench/fanout.py` run reports every pose delivered without loss, and one C loader and one Python loader side
+by side answer with results of the same shape and see the same poses. Scripted servers check the WebSocket
+details, the JSON scanner (keys of other sections that look like a pose's, frames split across reads,
+malformed messages) and Colyseus's seat request, join and framing (answers chunked or of a Content-Length,
+poses split across reads, errors, every message read as the Python loader reads it). It asserts no speed;
+figures come from full-size runs (docs/benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from itertools import cycle
 from typing import Any
 
+import msgspec
 import psutil
 import pytest
 
@@ -42,7 +45,20 @@ from shoal.bench.fanout import (
     plan_clients,
     started_server,
 )
-from shoal.bench.loader import BROADCAST_POSE, JSON_POSE, pose_template
+from shoal.bench.loader import (
+    BROADCAST_POSE,
+    COLYSEUS_POSE_PREFIX,
+    ERROR,
+    JOIN_ROOM,
+    JSON_POSE,
+    LEAVE_ROOM,
+    ROOM_DATA,
+    BenchClient,
+    Inbox,
+    Window,
+    colyseus_pose_message,
+    pose_template,
+)
 from shoal.protocol import binary as wire
 from shoal.protocol.codec import JSON
 from shoal.protocol.messages import IDENTITY, Entity, MemberJoints, MemberPose, Tick, Transform
@@ -62,7 +78,14 @@ def native(require: Callable[[bool, str], None]) -> Iterator[LoaderProgram]:
 
 
 @pytest.mark.parametrize(
-    ("protocol", "peer"), [("binary", None), ("json", None), ("broadcast", None), ("broadcast", "websockets-relay")]
+    ("protocol", "peer"),
+    [
+        ("binary", None),
+        ("json", None),
+        ("broadcast", None),
+        ("broadcast", "websockets-relay"),
+        ("colyseus", "colyseus"),
+    ],
 )
 def test_a_tiny_run_with_the_c_loader_delivers_every_pose_without_loss(
     native: LoaderProgram, require: Callable[[bool, str], None], protocol: str, peer: str | None
@@ -74,14 +97,14 @@ def test_a_tiny_run_with_the_c_loader_delivers_every_pose_without_loss(
     if peer:
         try:
             peer_command(peer)
-        except BenchError as missing:  # no websockets library: skipped here, failed under CI=true
+        except BenchError as missing:  # no websockets library, node or `npm ci`: skipped here, failed under CI=true
             require(False, str(missing))
         args += ["--peer", peer]
     report = report_of("fanout.py", *args, timeout=RUN_TIMEOUT_S)
     params = report["params"]
     assert (params["loader"], params["protocol"], params["server"]) == ("c", protocol, peer or "shoal")
     expected = CLIENTS * HZ * (ROOM_SIZE - 1) * DURATION_S  # every pose to the other members of its room
-    ticks = protocol != "broadcast"  # a relay sends every pose on at once: nothing coalesces
+    ticks = protocol in ("binary", "json")  # a relay sends every pose on at once: nothing coalesces
     assert (0.85 if ticks else 0.9) <= report["deliveries"] / expected <= 1.05, report  # ticks: send jitter
     loss = report["loss"]
     assert loss["lost"] == 0 and report["loss_pct"] == 0.0
@@ -90,7 +113,7 @@ def test_a_tiny_run_with_the_c_loader_delivers_every_pose_without_loss(
     if not ticks:
         assert loss["coalesced"] == 0 and loss["duplicates"] == 0
     assert report["errors"] == [] and report["closed"] == {}
-    assert report["rooms_members"] == ([ROOM_SIZE] if ticks else [])  # no /api/rooms for broadcast rooms
+    assert report["rooms_members"] == ([ROOM_SIZE] if ticks else [])  # no /api/rooms for a relay's rooms
     latency = report["latency_ms"]
     assert 0 < latency["p50"] <= latency["p99"] <= latency["max"] < 1000
     assert report["loaders_cores_used"] >= 0 and report["us_per_delivered_pose"] > 0
@@ -176,8 +199,10 @@ def test_the_plan_tells_the_c_loader_its_protocol_and_where_to_connect() -> None
     assert lines["binary"][2] == f"1 room-b 0.5 {pose_template(0.5).hex()}"
     assert lines["json"][1:] == lines["broadcast"][1:] == ["0 room-a 0.0", "1 room-b 0.5"]
     assert native_order({"start": 1.5, "end": 2.5}) == b"start 1.5 2.5\n"
+    colyseus = native_order({**plan, "protocol": "colyseus"}).decode().splitlines()
+    assert "protocol=colyseus path=/matchmake/joinOrCreate/relay " in colyseus[0] and colyseus[1:] == lines["json"][1:]
 
-    with pytest.raises(BenchError, match="speaks json, binary, broadcast, not 'msgpack'"):
+    with pytest.raises(BenchError, match="speaks json, binary, broadcast, colyseus, not 'msgpack'"):
         native_order({**plan, "protocol": "msgpack"})
     with pytest.raises(BenchError, match="room names that need no URL quoting"):
         native_order({**plan, "protocol": "broadcast", "clients": [[0, "a/b?c", 0.0]]})
@@ -192,7 +217,7 @@ RFC_KEY, RFC_ACCEPT = b"dGhlIHNhbXBsZSBub25jZQ==", b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo
 """RFC 6455 section 1.3's example: a Sec-WebSocket-Key and the Sec-WebSocket-Accept that answers it."""
 OWN_ID = 1
 """The id the scripted server gives its one client in Shoal's protocols (in broadcast it is its index, 0)."""
-SUBPROTOCOLS = {"binary": b"shoal.v1.bin", "json": b"shoal.v1.json", "broadcast": None}
+SUBPROTOCOLS = {"binary": b"shoal.v1.bin", "json": b"shoal.v1.json", "broadcast": None, "colyseus": None}
 PAUSE_S = 0.05
 """A pause in a script: the loader reads what came before it on its own (a message split across two reads)."""
 
@@ -202,9 +227,69 @@ def _accept(key: bytes) -> bytes:
     return base64.b64encode(hashlib.sha1(key + WEBSOCKET_GUID).digest())
 
 
-async def _upgrade_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
-    """A client's upgrade request, and its Sec-WebSocket-Key (16 bytes in base64)."""
+def _accept_header(key: bytes) -> bytes:
+    """The Sec-WebSocket-Accept header line that answers `key`."""
+    return b"Sec-WebSocket-Accept: " + _accept(key) + b"\r\n"
+
+
+SEAT = {
+    "room": {
+        "clients": 1, "locked": False, "private": False, "maxClients": None, "unlisted": False,
+        "createdAt": "2026-11-21T22:28:39.488Z", "name": "relay", "processId": "v9CzZhgom", "room": "room",
+        "roomId": "32xuYYt2q",
+    },
+    "sessionId": "RNlhmwH2G",
+}  # fmt: skip
+"""A seat as a Colyseus 0.16 server answers `joinOrCreate`: the room's listing, then the session."""
+SEAT_PATH = b"/v9CzZhgom/32xuYYt2q?sessionId=RNlhmwH2G"
+"""Where a client of `SEAT` upgrades: /PROCESS_ID/ROOM_ID?sessionId=SESSION_ID."""
+JOIN_ROOM_MESSAGE = bytes((JOIN_ROOM, 9)) + b"rDb7K3MZ4" + bytes((4,)) + b"none"
+"""The JOIN_ROOM of a Colyseus 0.16 room without state: a reconnection token and the serializer "none", each
+behind its length in one byte (as a 0.16 server sent it)."""
+
+
+def _seat_answer(body: dict[str, Any], framing: str = "chunked") -> list[bytes | float]:
+    """An HTTP answer to a seat request, to `_play`: as Node writes Colyseus's (`chunked`: keep-alive, the JSON in
+    one chunk), with a `content-length` (keep-alive too: only the length ends it), or (`pieces`) in three chunks,
+    one with an extension, written in pieces apart in time."""
+    data = json.dumps(body).encode()
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n"
+    if framing == "content-length":
+        return [head + b"Content-Length: %d\r\n\r\n" % len(data) + data]
+    if framing == "chunked":
+        return [head + b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(data), data)]
+    thirds = (data[:20], data[20:30], data[30:])
+    chunks = b"".join(b"%x%s\r\n%s\r\n" % (len(part), b";x=y" * (i == 1), part) for i, part in enumerate(thirds))
+    answer = head + b"transfer-encoding: Chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
+    return [answer[:90], PAUSE_S, answer[90:130], PAUSE_S, answer[130:]]
+
+
+async def _play(writer: asyncio.StreamWriter, script: list[bytes | float]) -> None:
+    """Write `script`: bytes as they are, a float as a pause of that many seconds."""
+    for step in script:
+        if isinstance(step, float):
+            await asyncio.sleep(step)
+            continue
+        writer.write(step)
+        await writer.drain()
+
+
+async def _client_request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seat_answer: list[bytes | float], seats: list[bytes]
+) -> tuple[bytes, bytes] | None:
+    """A client's upgrade request and its Sec-WebSocket-Key (16 bytes in base64); or, for a Colyseus seat request
+    (appended to `seats`, its body included), None once it is answered with `seat_answer` (`_play`ed) and the
+    loader closed the connection, which the server holds open."""
     request = await reader.readuntil(b"\r\n\r\n")
+    if request.startswith(b"POST "):
+        length = re.search(rb"Content-Length: (\d+)\r\n", request)
+        assert length
+        seats.append(request + await reader.readexactly(int(length.group(1))))
+        await _play(writer, seat_answer)
+        with suppress(ConnectionError):
+            await reader.read()  # until the loader closes it: it must read the answer by its length, not to its end
+        writer.close()
+        return None
     key = re.search(rb"Sec-WebSocket-Key: (\S+)\r\n", request)
     assert key and len(base64.b64decode(key.group(1))) == 16
     return request, key.group(1)
@@ -299,6 +384,8 @@ class Scripted:
 
     request: bytes
     """Its upgrade request."""
+    seats: list[bytes]
+    """Its Colyseus seat requests, with their bodies."""
     pose: tuple[int, bytes]
     """Its first pose frame: (opcode, payload)."""
     pongs: list[bytes]
@@ -308,21 +395,24 @@ class Scripted:
 
 async def _scripted_run(native: LoaderProgram, protocol: str, script: list[bytes | float]) -> Scripted:
     """Run one client of the C loader in `protocol` against a server that upgrades it (with that protocol's
-    subprotocol), answers `hello` and `join` with `welcome` (id OWN_ID) and `joined` (not in broadcast, which
-    has neither), waits for the first pose, then writes `script`: bytes as they are, a float as a pause of
-    that many seconds. It then reads until the client's close, answering nothing, and closes."""
-    seen: dict[str, Any] = {"pongs": []}
+    subprotocol), answers `hello` and `join` with `welcome` (id OWN_ID) and `joined` (in binary and json; in
+    colyseus it answers the seat request with `SEAT` and sends JOIN_ROOM, which the client confirms), waits for
+    the first pose, then writes `script` (`_play`). It then reads until the client's close, answering nothing,
+    and closes."""
+    seen: dict[str, Any] = {"pongs": [], "seats": []}
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        seen["request"], key = await _upgrade_request(reader)
+        upgrade = await _client_request(reader, writer, _seat_answer(SEAT), seen["seats"])
+        if upgrade is None:
+            return
+        seen["request"], key = upgrade
         subprotocol = SUBPROTOCOLS[protocol]
-        writer.write(
-            _switching(
-                b"Sec-WebSocket-Accept: " + _accept(key) + b"\r\n"
-                + (b"Sec-WebSocket-Protocol: " + subprotocol + b"\r\n" if subprotocol else b"")
-            )
-        )  # fmt: skip
-        if protocol != "broadcast":
+        protocol_header = b"Sec-WebSocket-Protocol: " + subprotocol + b"\r\n" if subprotocol else b""
+        writer.write(_switching(_accept_header(key) + protocol_header))
+        if protocol == "colyseus":
+            writer.write(_server_frame(JOIN_ROOM_MESSAGE))
+            assert await _client_frame(reader) == (0x2, bytes((JOIN_ROOM,)))  # the client's confirmation
+        elif protocol != "broadcast":
             for expected, answer in (("hello", {"type": "welcome", "id": OWN_ID}), ("join", {"type": "joined"})):
                 opcode, payload = await _client_frame(reader)
                 if protocol == "binary":
@@ -333,12 +423,7 @@ async def _scripted_run(native: LoaderProgram, protocol: str, script: list[bytes
                 assert json.loads(payload)["type"] == expected
                 writer.write(_control(answer) if protocol == "binary" else _text(answer))
         seen["pose"] = await _client_frame(reader)  # the first pose: the window has started
-        for step in script:
-            if isinstance(step, float):
-                await asyncio.sleep(step)
-                continue
-            writer.write(step)
-            await writer.drain()
+        await _play(writer, script)
         while True:
             opcode, payload = await _client_frame(reader)
             if opcode == 0xA:
@@ -360,7 +445,7 @@ async def _scripted_run(native: LoaderProgram, protocol: str, script: list[bytes
             loader.kill()
         await loader.wait()
         server.close()
-    return Scripted(seen["request"], seen["pose"], seen["pongs"], ready, result)
+    return Scripted(seen["request"], seen["seats"], seen["pose"], seen["pongs"], ready, result)
 
 
 def _in_random_pieces(data: bytes) -> list[bytes | float]:
@@ -524,6 +609,87 @@ async def test_the_c_loader_reads_broadcast_messages_as_the_python_loader_does(n
     assert run.pongs == [b"hi"]
 
 
+async def test_the_c_loader_reads_colyseus_messages_as_the_python_loader_does(native: LoaderProgram) -> None:
+    """Colyseus: a seat request, then the upgrade on the seat's room and the JOIN_ROOM handshake; a pose goes out
+    as the Python loader sends it, byte for byte. Every ROOM_DATA of type "pose" is one pose of another member,
+    its text a msgpack string of any length header (str 8, 16 or 32) and its type a fixstr or a str 8; an own
+    pose is skipped; a pose split across two reads; a duplicate. ROOM_DATA messages of another type, of a type
+    that is a number, or with a message that is not one well-formed string or pose are unreadable; an ERROR and
+    a LEAVE_ROOM are reported, a ROOM_STATE passes, an unknown code is unreadable. The Python loader, given the
+    same messages, counts the same poses and reports the same errors (in its own words where unreadable)."""
+    own, now = 0, time.time() * 1000.0  # the client's index in the plan is its id
+
+    def pose_text(member: int, seq: int, padding: int = 0) -> bytes:
+        text = BROADCAST_POSE % (member, seq / 1000, 0.0, now)
+        return text[:-1] + b" " * padding + b"}"  # whitespace in JSON, to reach a longer string header
+
+    def string_32(text: bytes) -> bytes:
+        return b"\xdb" + struct.pack("!I", len(text)) + text
+
+    split = colyseus_pose_message(pose_text(1000, 3))
+    messages = [
+        colyseus_pose_message(pose_text(own, 1)),
+        colyseus_pose_message(pose_text(1000, 1)),
+        colyseus_pose_message(pose_text(1001, 1, padding=40)),  # a str 16 header
+        COLYSEUS_POSE_PREFIX + string_32(pose_text(1002, 1)),
+        bytes((ROOM_DATA, 0xD9, 4)) + b"pose" + msgspec.msgpack.encode(pose_text(1000, 2).decode()),  # str 8 type
+        split,
+        colyseus_pose_message(pose_text(1000, 1)),  # a duplicate
+        bytes((ROOM_DATA,)) + b"\xa4chat" + msgspec.msgpack.encode("hello"),
+        bytes((ROOM_DATA, 7)),  # a type that is a number, and no message
+        COLYSEUS_POSE_PREFIX + msgspec.msgpack.encode(5),  # a message that is no string
+        colyseus_pose_message(b'{"id":1000,"t":1.0}'),  # a pose without head
+        COLYSEUS_POSE_PREFIX + b"\xd9\xffabc",  # a string that overruns the message
+        bytes((ERROR, 0xCD)) + struct.pack("<H", 4216) + b"\xa4nope",  # as @colyseus/schema writes code and text
+        bytes((LEAVE_ROOM,)),
+        bytes((14, 1, 2, 3)),  # ROOM_STATE
+        bytes((99,)),
+    ]
+    framed = [_server_frame(message) for message in messages]
+    at = messages.index(split)
+    script: list[bytes | float] = [*framed[:at], *_split(framed[at], len(framed[at]) // 2), *framed[at + 1 :]]
+    script += [_server_frame(b"hi", opcode=0x9), _server_frame(struct.pack("!H", 4000), opcode=0x8)]
+    run = await _scripted_run(native, "colyseus", script)
+
+    (seat,) = run.seats
+    assert seat.startswith(b"POST /matchmake/joinOrCreate/relay HTTP/1.1\r\n") and seat.endswith(
+        b'\r\n{"room": "room"}'
+    )
+    assert b"\r\nContent-Type: application/json\r\n" in seat
+    assert (
+        run.request.startswith(b"GET " + SEAT_PATH + b" HTTP/1.1\r\n") and b"Sec-WebSocket-Protocol" not in run.request
+    )
+    assert run.ready == {"ready": True, "ids": [own]}
+    opcode, pose = run.pose
+    sent = json.loads(msgspec.msgpack.decode(pose[len(COLYSEUS_POSE_PREFIX) :]))
+    assert opcode == 0x2 and sent["id"] == own
+    assert pose == colyseus_pose_message(BROADCAST_POSE % (own, sent["head"]["pos"][0], 0.0, sent["t"]))
+    result = run.result
+    assert result["receivers"][str(own)][1] == {"1000": hex(0b1110), "1001": hex(1 << 1), "1002": hex(1 << 1)}
+    assert result["deliveries"] == 5 and result["duplicates"] == 1
+    assert sum(result["latency_bins"].values()) == 5
+    assert result["closed"] == {str(own): 4000}
+    assert run.pongs == [b"hi"]
+    errors = result["errors"]
+    leave = "LEAVE_ROOM: the server asked the client to leave the room"
+    unreadable = "unreadable message: "
+    assert [error if not error.startswith(unreadable) else "?" for error in errors] == ["?"] * 5 + [
+        "4216: nope", leave, "?"
+    ], errors  # fmt: skip
+
+    python = BenchClient(None, own, "room", "colyseus", 0.0)  # type: ignore[arg-type]  # it only reads here
+    window = Window(time.time() - 60.0, time.time() + 60.0, LATENCY_BIN_MS)
+    inbox = Inbox(window)
+    for message in messages:
+        inbox.put(python, time.time(), message)
+    inbox.flush()
+    assert {str(sender): hex(bits) for sender, bits in python.seen.items()} == result["receivers"][str(own)][1]
+    assert (window.deliveries, window.duplicates) == (5, 1)
+    assert [error if not error.startswith(unreadable) else "?" for error in python.errors] == [
+        error if not error.startswith(unreadable) else "?" for error in errors
+    ]
+
+
 # ---- the Sec-WebSocket-Accept of the upgrade ----------------------------------------------------------------------
 
 
@@ -533,6 +699,10 @@ class Upgrades:
 
     keys: list[bytes]
     """The Sec-WebSocket-Key of each client, in the order the server read them."""
+    requests: list[bytes]
+    """The upgrade requests, in the same order."""
+    seats: list[bytes]
+    """The Colyseus seat requests, with their bodies."""
     ready: dict[str, Any] | None
     """Its `ready` answer; None if it ended first."""
     exit_code: int | None
@@ -540,27 +710,41 @@ class Upgrades:
     stderr: str
 
 
-async def _upgrades(native: LoaderProgram, clients: int, accept: Callable[[bytes], bytes]) -> Upgrades:
-    """Start `clients` ws-broadcast clients of the C loader (ready once upgraded: that dialect has no hello)
-    against a server that answers each upgrade with 101 and `accept(key)` for Sec-WebSocket-Accept header lines,
-    then holds the connection until the loader goes."""
+async def _upgrades(
+    native: LoaderProgram,
+    clients: int,
+    accept: Callable[[bytes], bytes],
+    protocol: str = "broadcast",
+    seat_answer: list[bytes | float] | None = None,
+    greeting: bytes = b"",
+) -> Upgrades:
+    """Start `clients` clients of the C loader in `protocol` against a server that answers each upgrade with 101,
+    `accept(key)` for Sec-WebSocket-Accept header lines, then `greeting`, and holds the connection until the loader
+    goes. In broadcast a client is ready once upgraded (that dialect has no hello); in colyseus the server answers
+    its seat request with `seat_answer` (`_play`ed) first, and it is ready once `greeting` is a JOIN_ROOM."""
     keys: list[bytes] = []
+    requests: list[bytes] = []
+    seats: list[bytes] = []
     handlers: list[asyncio.Task[Any]] = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         handler = asyncio.current_task()
         assert handler is not None
         handlers.append(handler)
-        _request, key = await _upgrade_request(reader)
+        upgrade = await _client_request(reader, writer, seat_answer or [], seats)
+        if upgrade is None:
+            return
+        request, key = upgrade
+        requests.append(request)
         keys.append(key)
-        writer.write(_switching(accept(key)))
+        writer.write(_switching(accept(key)) + greeting)
         with suppress(ConnectionError):
             await reader.read()  # until the loader closes or ends
         writer.close()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    loader = await _start_native(native, port, "broadcast", clients, stderr=asyncio.subprocess.PIPE)
+    loader = await _start_native(native, port, protocol, clients, stderr=asyncio.subprocess.PIPE)
     assert loader.stdout is not None and loader.stderr is not None
     try:
         line = await asyncio.wait_for(loader.stdout.readline(), 10)
@@ -572,7 +756,7 @@ async def _upgrades(native: LoaderProgram, clients: int, accept: Callable[[bytes
         server.close()
     await asyncio.wait_for(asyncio.gather(*handlers), 5)
     stderr = (await loader.stderr.read()).decode()
-    return Upgrades(keys, json.loads(line) if line else None, exit_code, stderr)
+    return Upgrades(keys, requests, seats, json.loads(line) if line else None, exit_code, stderr)
 
 
 async def test_the_c_loader_takes_the_accept_of_each_key_in_any_spelling_of_the_header(native: LoaderProgram) -> None:
@@ -607,6 +791,52 @@ async def test_the_c_loader_fails_on_a_missing_or_repeated_sec_websocket_accept(
     native: LoaderProgram, count: int
 ) -> None:
     """No Sec-WebSocket-Accept, or the right one twice: exit code 1 before `ready`, the count on stderr."""
-    run = await _upgrades(native, 1, lambda key: (b"Sec-WebSocket-Accept: " + _accept(key) + b"\r\n") * count)
+    run = await _upgrades(native, 1, lambda key: _accept_header(key) * count)
     assert run.ready is None and run.exit_code == 1
     assert run.stderr == f"loader.c: client 0: the upgrade response has {count} Sec-WebSocket-Accept headers, not one\n"
+
+
+# ---- Colyseus's seat request and join ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("framing", ["chunked", "content-length", "pieces"])
+async def test_the_c_loader_takes_a_colyseus_seat_answer_in_any_framing(native: LoaderProgram, framing: str) -> None:
+    """Three clients reserve their seats (the answer chunked in one chunk as Node sends it, of a Content-Length on
+    a connection kept alive, or in chunks split across reads) and join the seat's room: ready after JOIN_ROOM."""
+    run = await _upgrades(
+        native, 3, _accept_header, "colyseus", _seat_answer(SEAT, framing), _server_frame(JOIN_ROOM_MESSAGE)
+    )
+    assert run.ready == {"ready": True, "ids": [0, 1, 2]}, run.stderr
+    assert run.exit_code is None and run.stderr == ""
+    assert len(run.seats) == 3 and all(seat.endswith(b'\r\n\r\n{"room": "room"}') for seat in run.seats)
+    assert len(run.requests) == 3 and all(request.startswith(b"GET " + SEAT_PATH + b" ") for request in run.requests)
+
+
+@pytest.mark.parametrize(
+    ("seat_answer", "greeting", "refusal"),
+    [
+        (
+            _seat_answer({"code": 4210, "error": 'provided room name "relay" not defined'}),
+            b"",
+            'the seat was refused: {"code": 4210, "error": "provided room name \\"relay\\" not defined"}',
+        ),
+        (
+            [b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"],
+            b"",
+            "the server refused the seat request: HTTP/1.1 404 Not Found",
+        ),
+        (
+            _seat_answer(SEAT),
+            _server_frame(bytes((ERROR, 0xCD)) + struct.pack("<H", 4212) + b"\xb9seat reservation expired."),
+            "the join was refused: 4212: seat reservation expired.",
+        ),
+    ],
+    ids=["seat refused", "seat request not found", "join refused"],
+)
+async def test_the_c_loader_fails_when_colyseus_refuses_the_seat_or_the_join(
+    native: LoaderProgram, seat_answer: list[bytes | float], greeting: bytes, refusal: str
+) -> None:
+    """As on a refused upgrade: exit code 1 before `ready`, the server's answer on stderr."""
+    run = await _upgrades(native, 1, _accept_header, "colyseus", seat_answer, greeting)
+    assert run.ready is None and run.exit_code == 1
+    assert run.stderr == f"loader.c: client 0: {refusal}\n"

@@ -11,7 +11,8 @@ import click
 
 PROTOCOL_CHOICES = ("json", "binary", "broadcast")
 LOADER_CHOICES = ("python", "c")
-"""These mirror `shoal.bench.fanout.PROTOCOLS` and `LOADERS`, which this module does not import at start-up."""
+"""These mirror `shoal.bench.fanout.SHOAL_PROTOCOLS` (what Shoal speaks: not `colyseus`, a peer's) and `LOADERS`,
+which this module does not import at start-up."""
 
 
 def _counts(ctx: click.Context, param: click.Parameter, text: str) -> tuple[int, ...]:

@@ -10,7 +10,8 @@ relay from `bench/peers/`, measured the same way; see below), connects the clien
 separate load-generator processes (`shoal.bench.loader`; one Python loader saturates before the server
 does), lets every client send a head-and-hands pose at `--hz` for `--warmup` seconds in the chosen
 protocol (`json`, `binary`, or `broadcast`: the ws-broadcast dialect, a plain per-message relay on the
-same server), then measures for `--duration` seconds and prints ONE JSON line.
+same server; `colyseus` for the Colyseus peer only), then measures for `--duration` seconds and prints ONE
+JSON line.
 
 With `--loader c` the loaders are `loader.c`, built with the machine's C compiler: the same clients, orders
 and counts in every protocol for less CPU (the Python loader spends about as much per client as the server
@@ -18,13 +19,16 @@ does; loader.c about a seventh of that with binary ticks, under half with JSON t
 the ws-broadcast dialect's one message per pose, where the kernel's share dominates), so that on a small
 machine the server keeps the cores it needs.
 
-With `--peer ws-broadcast` (Decentraland's relay on Node `ws` 7.3.1; needs `node` and `npm ci`) or
-`--peer websockets-relay` (a plain relay on the `websockets` library's `broadcast()`), the server under
-test is that peer, started on a free port of 127.0.0.1 and stopped by PID like Shoal. A peer speaks only
-the ws-broadcast dialect (`--protocol broadcast`; any path is a room) and has no HTTP API, so the figures
-that come from Shoal's `/api/stats` and `/api/rooms` (`server_stats`, `rooms_members`, the server's drop
-counters) are null or empty; every other figure, the CPU ones from /proc included, means the same.
-`bench/peers.py` measures Shoal and both peers one after the other in one run.
+With `--peer ws-broadcast` (Decentraland's relay on Node `ws` 7.3.1; needs `node` and `npm ci`),
+`--peer websockets-relay` (a plain relay on the `websockets` library's `broadcast()`) or `--peer colyseus`
+(a Colyseus 0.16 relay room, `broadcast(type, message, {except: client})`; needs `node` and `npm ci`), the
+server under test is that peer, started on a free port of 127.0.0.1 and stopped by PID like Shoal. A peer
+speaks one protocol only: the first two the ws-broadcast dialect (`--protocol broadcast`; any path is a
+room), the Colyseus room Colyseus 0.16's own (`--protocol colyseus`, which Shoal does not speak: HTTP
+matchmaking, then msgpack-framed messages carrying the same JSON pose, the sender excluded). A peer has no
+HTTP API of Shoal's, so the figures that come from Shoal's `/api/stats` and `/api/rooms` (`server_stats`,
+`rooms_members`, the server's drop counters) are null or empty; every other figure, the CPU ones from /proc
+included, means the same. `bench/peers.py` measures Shoal and every peer one after the other in one run.
 
 Clients of a room stand `--spread` metres apart along z, so that interest management
 (`--interest-radius` of the started server) has near and far neighbours to tell apart.
@@ -82,13 +86,16 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import click
 
 import shoal
-from shoal.bench.loader import pose_template
+from shoal.bench.loader import COLYSEUS_MATCHMAKE_PATH, pose_template
 
 SOURCE_TREE = Path(shoal.__file__).parents[1]
 """Where this `shoal` package lives: the server and loaders it starts run this code, whatever is installed."""
 ROOT = SOURCE_TREE.parent
 """The checkout's root, when this `shoal` runs from a checkout: `bench/`, `package.json`, `node_modules/`."""
-PROTOCOLS = ("json", "binary", "broadcast")
+SHOAL_PROTOCOLS = ("json", "binary", "broadcast")
+"""What Shoal speaks: its protocol v1 in JSON and in binary, and its ws-broadcast dialect."""
+PROTOCOLS = (*SHOAL_PROTOCOLS, "colyseus")
+"""What the loaders speak: Shoal's protocols, and Colyseus 0.16's, which only the `colyseus` peer speaks."""
 LOADERS = ("python", "c")
 NATIVE_LOADER_SOURCE = Path(__file__).with_name("loader.c")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -122,9 +129,10 @@ class Target:
     """Where the server is: its HTTP base URL, its WebSocket URL and, when on this host, its PID.
 
     `ws_url` is Shoal's protocol endpoint (`.../ws`); clients of the `broadcast` protocol connect to
-    `/broadcast/<room>` beside it. `peer` names a foreign server (one of `PEERS`) rather than Shoal: it
-    has no HTTP API, so a run reads no `/api/rooms` or `/api/stats` from it, and it speaks the
-    `broadcast` protocol only. `runtime` says what a peer runs on, for the report.
+    `/broadcast/<room>` beside it, those of `colyseus` reserve their seats beside it. `peer` names a foreign
+    server (one of `PEERS`) rather than Shoal: it has no HTTP API of Shoal's, so a run reads no `/api/rooms`
+    or `/api/stats` from it, and it speaks its own protocol only. `runtime` says what a peer runs on, for
+    the report.
     """
 
     http_url: str
@@ -188,39 +196,68 @@ def _listening_process(command: list[str], log_path: Path) -> Iterator[tuple[int
 
 PEERS_DIR = ROOT / "bench" / "peers"
 """The peers' scripts: in a checkout of Shoal (they are not part of the package)."""
-PEERS = {"ws-broadcast": "ws-broadcast.js", "websockets-relay": "websockets_relay.py"}
-"""The foreign relays a run can measure instead of Shoal (`--peer`), and their scripts in `PEERS_DIR`.
-Each takes the port to listen on (0: any) and prints the same `listening` JSON line as `shoal serve`."""
 WS_BROADCAST_WS_VERSION = "7.3.1"
 """The `ws` release Decentraland's ws-broadcast runs on, pinned in package.json."""
+COLYSEUS_PACKAGES = (("@colyseus/core", "0.16.26"), ("@colyseus/ws-transport", "0.16.5"))
+"""The Colyseus 0.16 releases (npm package, version) the Colyseus relay room runs on, pinned in package.json."""
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A foreign relay that a run can measure instead of Shoal (`--peer`)."""
+
+    script: str
+    """Its script in `PEERS_DIR`: it takes the port to listen on (0: any) and prints the same `listening` JSON
+    line as `shoal serve`."""
+    protocol: str
+    """The one protocol of `PROTOCOLS` it speaks."""
+    kind: str
+    """What it is, in a sentence's words: "a ws-broadcast relay"."""
+    npm_packages: tuple[tuple[str, str], ...] = ()
+    """A Node script's npm packages (name, version pinned in package.json), which `npm ci` installs."""
+
+
+PEERS = {
+    "ws-broadcast": Peer("ws-broadcast.js", "broadcast", "a ws-broadcast relay", (("ws", WS_BROADCAST_WS_VERSION),)),
+    "websockets-relay": Peer("websockets_relay.py", "broadcast", "a ws-broadcast relay"),
+    "colyseus": Peer("colyseus-relay.js", "colyseus", "a Colyseus relay room", COLYSEUS_PACKAGES),
+}
+"""The foreign relays a run can measure instead of Shoal (`--peer`), by name."""
 
 
 def peer_command(name: str) -> tuple[list[str], str]:
     """The command that starts peer `name` (one of `PEERS`) on a free port of 127.0.0.1, and what it runs
     on (for the report). BenchError, saying what to install, when its runtime is missing."""
-    script = PEERS_DIR / PEERS[name]
+    peer = PEERS[name]
+    script = PEERS_DIR / peer.script
     if not script.is_file():
         raise BenchError(f"--peer {name} runs {script}, which is missing: the peers live in a checkout of Shoal")
     if script.suffix == ".js":
         node = shutil.which("node")
         if node is None:
             raise BenchError(f"--peer {name} needs Node.js: install it (`node` on PATH), then run `npm ci` in {ROOT}")
-        ws_package = ROOT / "node_modules" / "ws" / "package.json"
-        version = json.loads(ws_package.read_text())["version"] if ws_package.is_file() else None
-        if version != WS_BROADCAST_WS_VERSION:
-            found = f"ws {version}" if version else "no ws"
-            raise BenchError(
-                f"--peer {name} needs ws {WS_BROADCAST_WS_VERSION} in {ROOT / 'node_modules'} ({found} there): "
-                f"run `npm ci` in {ROOT}"
-            )
+        for package, pinned in peer.npm_packages:
+            _require_npm_package(name, package, pinned)
         node_version = subprocess.run([node, "--version"], capture_output=True, text=True, check=False).stdout
-        return [node, str(script), "0"], f"node {node_version.strip()}, ws {version}"
+        packages = [f"{package} {pinned}" for package, pinned in peer.npm_packages]
+        return [node, str(script), "0"], ", ".join([f"node {node_version.strip()}", *packages])
     try:
         import websockets
     except ImportError:
         raise BenchError(f"--peer {name} needs the websockets library: pip install 'websockets>=15'") from None
     runtime = f"python {platform.python_version()} (asyncio), websockets {websockets.__version__}"
     return [sys.executable, str(script), "0"], runtime
+
+
+def _require_npm_package(peer: str, package: str, pinned: str) -> None:
+    """BenchError, saying to run `npm ci`, unless `node_modules` holds npm package `package` at version `pinned`."""
+    manifest = ROOT / "node_modules" / package / "package.json"
+    version = json.loads(manifest.read_text())["version"] if manifest.is_file() else None
+    if version != pinned:
+        found = f"{package} {version}" if version else f"no {package}"
+        raise BenchError(
+            f"--peer {peer} needs {package} {pinned} in {ROOT / 'node_modules'} ({found} there): run `npm ci` in {ROOT}"
+        )
 
 
 @contextlib.contextmanager
@@ -235,10 +272,19 @@ def started_peer(name: str) -> Iterator[Target]:
 
 
 def refuse_foreign_protocol(peer: str | None, protocol: str) -> None:
-    """BenchError unless `protocol` is one that server speaks: a peer speaks the ws-broadcast dialect only."""
-    if peer is not None and protocol != "broadcast":
+    """BenchError unless the server under test speaks `protocol`: peer `peer` (one of `PEERS`) its own protocol
+    only, Shoal (`peer` None) those of `SHOAL_PROTOCOLS`."""
+    if peer is None and protocol not in SHOAL_PROTOCOLS:
+        speakers = " or ".join(f"--peer {name}" for name, each in PEERS.items() if each.protocol == protocol)
+        shoal_protocols = ", ".join(SHOAL_PROTOCOLS[:-1]) + f" or {SHOAL_PROTOCOLS[-1]}"
         raise BenchError(
-            f"--peer {peer} is a ws-broadcast relay: it speaks --protocol broadcast only, not --protocol {protocol}"
+            f"Shoal does not speak --protocol {protocol}, which is for {speakers}: Shoal speaks --protocol "
+            f"{shoal_protocols}"
+        )
+    if peer is not None and protocol != PEERS[peer].protocol:
+        raise BenchError(
+            f"--peer {peer} is {PEERS[peer].kind}: it speaks --protocol {PEERS[peer].protocol} only, "
+            f"not --protocol {protocol}"
         )
 
 
@@ -396,7 +442,8 @@ def native_order(message: dict[str, Any]) -> bytes:
     """An order to a loader (the plan, or the window's start and end) in the form loader.c reads (see the
     comment at its top): the plan as a line of settings (the protocol among them) and one line per client,
     with its binary pose frame in the binary protocol. For `broadcast` the path is the one the Python loader
-    connects to (`/broadcast/` beside `/ws`), without the room, which loader.c appends per client."""
+    connects to (`/broadcast/` beside `/ws`), without the room, which loader.c appends per client; for
+    `colyseus` it is where both loaders reserve their seats (`COLYSEUS_MATCHMAKE_PATH`)."""
     if "start" in message:
         return f"start {float(message['start'])!r} {float(message['end'])!r}\n".encode()
     protocol = message["protocol"]
@@ -408,6 +455,8 @@ def native_order(message: dict[str, Any]) -> bytes:
     path = url.path or "/"
     if protocol == "broadcast":  # as shoal.bench.loader.connect builds it
         path = urlsplit(message["url"].rsplit("/ws", 1)[0] + "/broadcast/").path
+    elif protocol == "colyseus":
+        path = COLYSEUS_MATCHMAKE_PATH
     settings = {"host": url.hostname, "port": url.port or 80, "protocol": protocol, "path": path}
     settings |= {key: message[key] for key in ("hz", "drain", "latency_bin_ms", "ready_timeout") if key in message}
     settings |= {"idle": int(bool(message.get("idle"))), "clients": len(message["clients"])}
@@ -570,8 +619,9 @@ def run_benchmark(
 
     `on_phase(name, seconds)` is told when each phase starts (`connecting`, `warming up`, `measuring`,
     `draining`) and how long it should take; by default phases are printed on stderr. `program` is the load
-    generator to start (see `loader_program`). A `target.peer` is measured in the `broadcast` protocol only
-    (BenchError otherwise), without its server counters: it has no `/api/rooms` or `/api/stats`.
+    generator to start (see `loader_program`). A `target.peer` is measured in the protocol it speaks only, and
+    Shoal in its own ones (BenchError otherwise, see `refuse_foreign_protocol`); a peer without its server
+    counters: it has no `/api/rooms` or `/api/stats`.
     """
     refuse_foreign_protocol(target.peer, protocol)
     phase = on_phase or _print_phase
@@ -856,7 +906,12 @@ def raise_on_sigterm(signum: int, frame: Any) -> None:
 @click.option("--duration", default=20.0, type=click.FloatRange(1, 3600), help="Seconds measured.")
 @click.option("--drain", default=1.0, type=click.FloatRange(0.2, 60), help="Seconds to wait for late poses.")
 @click.option("--tick-rate", default=20.0, type=click.FloatRange(0.5, 240), help="Tick rate of the started server.")
-@click.option("--protocol", default="json", type=click.Choice(PROTOCOLS), help="What the clients speak.")
+@click.option(
+    "--protocol",
+    default="json",
+    type=click.Choice(PROTOCOLS),
+    help="What the clients speak; colyseus with --peer colyseus only, which speaks nothing else.",
+)
 @click.option("--spread", default=0.0, type=click.FloatRange(0, 1000), help="Metres between room mates (z).")
 @click.option(
     "--interest-radius", default=0.0, type=click.FloatRange(0, 10_000), help="The started server's interest radius."
@@ -873,7 +928,8 @@ def raise_on_sigterm(signum: int, frame: Any) -> None:
     "--peer",
     default=None,
     type=click.Choice(list(PEERS)),
-    help="Start and measure this foreign relay (bench/peers/) instead of Shoal; --protocol broadcast only.",
+    help="Start and measure this foreign relay (bench/peers/) instead of Shoal, in the protocol it speaks: "
+    "--protocol colyseus for colyseus, broadcast for the others.",
 )
 @click.option("--output", default=None, type=click.Path(dir_okay=False, path_type=Path), help="Also write here.")
 def main(

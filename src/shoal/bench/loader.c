@@ -1,4 +1,4 @@
-/* A native load generator of the fan-out benchmark: `shoal.bench.loader`, in C, for its three protocols.
+/* A native load generator of the fan-out benchmark: `shoal.bench.loader`, in C, for its four protocols.
  *
  * Built and started by src/shoal/bench/fanout.py (`--loader c`): cc -O2 -o loader loader.c -lm
  *
@@ -8,7 +8,8 @@
  * translates the JSON plan, so no general JSON parser is needed here):
  *
  *   host=127.0.0.1 port=8000 protocol=binary path=/ws hz=20 drain=1 latency_bin_ms=0.01 ready_timeout=20 idle=0
- *       clients=N          the settings, on one line; for `broadcast`, `path` is the prefix of each client's room
+ *       clients=N          the settings, on one line; for `broadcast`, `path` is the prefix of each client's room,
+ *                          for `colyseus` the route of its seat requests (loader.py's COLYSEUS_MATCHMAKE_PATH)
  *   INDEX ROOM Z [POSE_HEX]  one line per client; binary only: POSE_HEX, its pose frame, patched before each send
  *   start START END        once everyone is ready: the window, in wall-clock seconds
  *
@@ -23,11 +24,22 @@
  *              JSON_POSE, and the `poses` of `tick` messages read by a strict JSON scanner (read_tick);
  *   broadcast  upgrades without a subprotocol on `path` + ROOM (a ws-broadcast relay has no handshake of its
  *              own: the client is ready once upgraded, and its id is its INDEX), sends BROADCAST_POSE, and reads
- *              every message as one pose (its own echo included, skipped as a tick's own entry is).
+ *              every message as one pose (its own echo included, skipped as a tick's own entry is);
+ *   colyseus   joins a room of a Colyseus 0.16 server (the `colyseus` peer) as colyseus.js 0.16's joinOrCreate does:
+ *              reserves a seat with `POST path` and the body {"room": ROOM} on a connection of its own (`Connection:
+ *              close`; the answer's body delimited by Content-Length or chunked), upgrades without a subprotocol on
+ *              /PROCESS_ID/ROOM_ID?sessionId=SESSION_ID from the answer, waits for the server's JOIN_ROOM (10) and
+ *              confirms it with a JOIN_ROOM of one byte; its id is its INDEX. It sends each pose as a binary ROOM_DATA
+ *              message (13): the type "pose" as a fixstr, then BROADCAST_POSE as a msgpack string; it reads every
+ *              ROOM_DATA as one pose of another member (the relay excludes the sender: no echo), reports an ERROR
+ *              (11, "CODE: MESSAGE") or a LEAVE_ROOM (12), passes JOIN_ROOM, ROOM_STATE (14), ROOM_STATE_PATCH (15)
+ *              and ROOM_DATA_BYTES (17), and reports any other code as unreadable. Only the msgpack it meets is read:
+ *              string headers (fixstr, str 8/16/32) and, for an ERROR's code, unsigned integers (fixint, uint
+ *              8/16/32); a message's type and an error's fields come little-endian, as @colyseus/schema writes them.
  *
  * A 101 answer to the upgrade must carry, once, the Sec-WebSocket-Accept of the client's key (RFC 6455 4.1:
  * base64 of the SHA-1 of the key and the protocol's GUID, both written out here, so that `cc` alone builds
- * this file) and, but in broadcast, the subprotocol asked for.
+ * this file) and, in binary and json, the subprotocol asked for.
  *
  * After the start each client sends its pose at `hz` from a random phase, its sequence number in mm as the
  * head's x and the send time as `t`, and counts every pose of the others as BenchClient.record does:
@@ -100,8 +112,21 @@
 
 #define TICK_PREFIX "{\"type\":\"tick\"" /* how loader.py tells a JSON tick from other messages */
 
-enum protocol { BINARY, JSON, BROADCAST };
-enum state { CONNECTING, UPGRADING, GREETING, JOINING, READY, CLOSED };
+/* Colyseus 0.16's message codes (`Protocol` of @colyseus/core): a message's first byte. */
+#define COLYSEUS_JOIN_ROOM 10
+#define COLYSEUS_ERROR 11
+#define COLYSEUS_LEAVE_ROOM 12
+#define COLYSEUS_ROOM_DATA 13
+#define COLYSEUS_ROOM_STATE 14
+#define COLYSEUS_ROOM_STATE_PATCH 15
+#define COLYSEUS_ROOM_DATA_BYTES 17
+#define COLYSEUS_POSE_TYPE "\xa4pose" /* a pose message's type, "pose", as a fixstr */
+#define COLYSEUS_POSE_HEAD 9           /* ROOM_DATA, the type, and the pose text's str 16 header at most */
+#define COLYSEUS_LEAVE_TEXT "LEAVE_ROOM: the server asked the client to leave the room" /* as loader.py words it */
+#define SEAT_ANSWER_MAX 16384 /* bytes of the answer to a seat request, head and body */
+
+enum protocol { BINARY, JSON, BROADCAST, COLYSEUS };
+enum state { CONNECTING, MATCHMAKING, UPGRADING, GREETING, JOINING, READY, CLOSED };
 
 typedef struct {
     uint32_t id;
@@ -120,6 +145,7 @@ typedef struct {
     size_t pose_len;
     uint8_t mask[4];
     char accept[29]; /* the Sec-WebSocket-Accept the upgrade must answer to this connection's key */
+    char seat[208];  /* colyseus: the room's /PROCESS_ID/ROOM_ID?sessionId=SESSION_ID once reserved; empty before */
     uint32_t id;
     uint8_t *in;
     size_t in_len, in_cap;
@@ -378,7 +404,8 @@ static enum protocol protocol_named(const char *name) {
     if (!strcmp(name, "binary")) return BINARY;
     if (!strcmp(name, "json")) return JSON;
     if (!strcmp(name, "broadcast")) return BROADCAST;
-    fail("unknown protocol %s (binary, json or broadcast)", name);
+    if (!strcmp(name, "colyseus")) return COLYSEUS;
+    fail("unknown protocol %s (binary, json, broadcast or colyseus)", name);
     return BINARY;
 }
 
@@ -412,7 +439,8 @@ static void read_client(Client *client, char *line) {
         fail("a client line is not 'INDEX ROOM Z [POSE_HEX]': %s", line);
     client->fd = -1;
     client->close_code = -1;
-    if (plan.protocol == BROADCAST) client->id = (uint32_t)client->index; /* the dialect has no ids: its index */
+    if (plan.protocol == BROADCAST || plan.protocol == COLYSEUS)
+        client->id = (uint32_t)client->index; /* no ids of Shoal's: its index */
     if (plan.protocol != BINARY) return;
     if (fields != 4) fail("client %d: the binary protocol needs its pose frame (POSE_HEX)", client->index);
     size_t len = strlen(hex) / 2;
@@ -574,11 +602,29 @@ static void send_close(Client *client, int code) {
     send_frame(client, 0x8, payload, 2);
 }
 
-/* The subprotocol a client asks for (and the server must answer): none for the ws-broadcast dialect. */
+/* The subprotocol a client asks for (and the server must answer): none for the ws-broadcast dialect and Colyseus. */
 static const char *subprotocol_of(enum protocol protocol) {
     return protocol == BINARY ? "shoal.v1.bin" : protocol == JSON ? "shoal.v1.json" : NULL;
 }
 
+/* Queue a Colyseus client's seat request (colyseus.js 0.16's joinOrCreate): POST `path` with {"room": ROOM}. */
+static void queue_seat_request(Client *client) {
+    Text body = {0}, request = {0};
+    text_append(&body, "{\"room\": ", 9);
+    text_json_string(&body, client->room, strlen(client->room));
+    text_append(&body, "}", 1);
+    text_printf(&request,
+                "POST %s HTTP/1.1\r\nHost: %s:%s\r\nAccept: application/json\r\nContent-Type: application/json\r\n"
+                "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                plan.path, plan.host, plan.port, body.len);
+    text_append(&request, body.data, body.len);
+    memcpy(reserve(client, request.len), request.data, request.len);
+    free(request.data);
+    free(body.data);
+}
+
+/* Connect the client's socket and queue its first request: a Colyseus client's seat request until it has a seat,
+ * else the upgrade (on the seat's room for Colyseus, on `path` + ROOM for broadcast, on `path` for Shoal's own). */
 static void open_connection(Client *client) {
     client->fd = socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
     if (client->fd < 0) fail("socket: %s", strerror(errno));
@@ -590,6 +636,10 @@ static void open_connection(Client *client) {
     epoll_ctl(poller, EPOLL_CTL_ADD, client->fd, &event);
     client->polling_out = 1;
     client->state = CONNECTING;
+    if (plan.protocol == COLYSEUS && !client->seat[0]) {
+        queue_seat_request(client);
+        return;
+    }
     uint64_t mask = random_next();
     memcpy(client->mask, &mask, 4);
 
@@ -602,7 +652,8 @@ static void open_connection(Client *client) {
     text_printf(&request,
                 "GET %s%s HTTP/1.1\r\nHost: %s:%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n",
-                plan.path, plan.protocol == BROADCAST ? client->room : "", plan.host, plan.port, key);
+                plan.protocol == COLYSEUS ? client->seat : plan.path, plan.protocol == BROADCAST ? client->room : "",
+                plan.host, plan.port, key);
     if (subprotocol) text_printf(&request, "Sec-WebSocket-Protocol: %s\r\n", subprotocol);
     text_append(&request, "\r\n", 2);
     memcpy(reserve(client, request.len), request.data, request.len);
@@ -1094,6 +1145,122 @@ static int json_valid(const char *data, size_t len, const char **why, size_t *at
     return 0;
 }
 
+/* ---- Colyseus 0.16 ---------------------------------------------------------------------------------------------- */
+
+/* A msgpack string header at data[*at] of a `size`-byte message (fixstr, str 8, str 16 or str 32), its length's
+ * bytes `big_endian` as msgpack has them (a message, as msgpackr packs it) or little-endian as @colyseus/schema's
+ * encode.string writes them (a message's type, an error's text): 1 with the string in [*text, *text + *len) and *at
+ * past it; 0 if there is no string header there or the string overruns the message. */
+static int msgpack_string(const uint8_t *data, size_t size, size_t *at, int big_endian, const uint8_t **text,
+                          size_t *len) {
+    if (*at >= size) return 0;
+    uint8_t prefix = data[(*at)++];
+    size_t bytes = prefix == 0xd9 ? 1 : prefix == 0xda ? 2 : prefix == 0xdb ? 4 : 0;
+    if (!bytes && (prefix & 0xe0) != 0xa0) return 0;
+    if (size - *at < bytes) return 0;
+    uint64_t length = bytes ? 0 : prefix & 0x1f;
+    for (size_t i = 0; i < bytes; i++) length |= (uint64_t)data[*at + i] << 8 * (big_endian ? bytes - 1 - i : i);
+    *at += bytes;
+    if (size - *at < length) return 0;
+    *text = data + *at;
+    *len = (size_t)length;
+    *at += (size_t)length;
+    return 1;
+}
+
+/* An unsigned integer at data[*at] as @colyseus/schema's encode.number writes one (positive fixint, or uint 8/16/32
+ * little-endian): 1 with *value and *at past it, 0 if there is none. */
+static int schema_unsigned(const uint8_t *data, size_t size, size_t *at, uint32_t *value) {
+    if (*at >= size) return 0;
+    uint8_t prefix = data[(*at)++];
+    size_t bytes = prefix == 0xcc ? 1 : prefix == 0xcd ? 2 : prefix == 0xce ? 4 : 0;
+    if (!bytes) {
+        *value = prefix;
+        return prefix < 0x80;
+    }
+    if (size - *at < bytes) return 0;
+    *value = 0;
+    for (size_t i = 0; i < bytes; i++) *value |= (uint32_t)data[*at + i] << 8 * i;
+    *at += bytes;
+    return 1;
+}
+
+/* An ERROR message as loader.py's colyseus_error words it, "CODE: MESSAGE" (its code, then its text if any): 0 if
+ * it cannot be read. */
+static int colyseus_error_text(const uint8_t *data, size_t len, char *out, size_t size) {
+    size_t at = 1, text_len = 0;
+    uint32_t code;
+    const uint8_t *text = NULL;
+    if (!schema_unsigned(data, len, &at, &code)) return 0;
+    if (at < len && !msgpack_string(data, len, &at, 0, &text, &text_len)) return 0;
+    snprintf(out, size, "%u: %.*s", code, (int)text_len, text ? (const char *)text : "");
+    return 1;
+}
+
+/* A Colyseus message that is no pose (BenchClient._on_control, colyseus_error): an ERROR or a LEAVE_ROOM is
+ * reported; JOIN_ROOM, ROOM_STATE, ROOM_STATE_PATCH and ROOM_DATA_BYTES pass; anything else is unreadable. */
+static void on_colyseus_control(const uint8_t *data, size_t len) {
+    char error[400];
+    if (!len) {
+        add_error("unreadable message: an empty message");
+        return;
+    }
+    switch (data[0]) {
+    case COLYSEUS_ERROR:
+        if (colyseus_error_text(data, len, error, sizeof error)) add_error("%s", error);
+        else add_error("unreadable message: an ERROR without a code");
+        return;
+    case COLYSEUS_LEAVE_ROOM:
+        add_error("%s", COLYSEUS_LEAVE_TEXT);
+        return;
+    case COLYSEUS_JOIN_ROOM:
+    case COLYSEUS_ROOM_STATE:
+    case COLYSEUS_ROOM_STATE_PATCH:
+    case COLYSEUS_ROOM_DATA_BYTES:
+        return;
+    default:
+        add_error("unreadable message: an unknown Colyseus message code %d", data[0]);
+    }
+}
+
+/* The pose text of a ROOM_DATA message (loader.py's colyseus_poses): its type the string "pose", its message one
+ * msgpack string. 0, with the fault reported, for any other ROOM_DATA. */
+static int colyseus_pose_text(const uint8_t *data, size_t len, const uint8_t **text, size_t *text_len) {
+    size_t at = 1, type_len;
+    const uint8_t *type;
+    if (!msgpack_string(data, len, &at, 0, &type, &type_len) || type_len != sizeof COLYSEUS_POSE_TYPE - 2 ||
+        memcmp(type, COLYSEUS_POSE_TYPE + 1, type_len)) {
+        add_error("unreadable message: a ROOM_DATA message whose type is not \"pose\"");
+        return 0;
+    }
+    if (!msgpack_string(data, len, &at, 1, text, text_len) || at != len) {
+        add_error("unreadable message: a ROOM_DATA message whose message is not one msgpack string");
+        return 0;
+    }
+    return 1;
+}
+
+/* Write, just before the `len`-byte pose text at `text`, what makes it a ROOM_DATA message of type "pose": the code,
+ * the type, and the text's msgpack string header (the shortest, as msgspec writes it for loader.py); return where the
+ * message starts. `text` has COLYSEUS_POSE_HEAD bytes of room before it, and `len` is below 65,536. */
+static uint8_t *colyseus_pose_head(uint8_t *text, size_t len) {
+    uint8_t *p = text;
+    if (len < 32) {
+        *--p = (uint8_t)(0xa0 | len);
+    } else if (len < 256) {
+        *--p = (uint8_t)len;
+        *--p = 0xd9;
+    } else {
+        *--p = (uint8_t)len;
+        *--p = (uint8_t)(len >> 8);
+        *--p = 0xda;
+    }
+    p -= sizeof COLYSEUS_POSE_TYPE - 1;
+    memcpy(p, COLYSEUS_POSE_TYPE, sizeof COLYSEUS_POSE_TYPE - 1);
+    *--p = COLYSEUS_ROOM_DATA;
+    return p;
+}
+
 /* Count the poses of one message from other members, once per sender and sequence number, and their latency
  * when received inside the window (BenchClient.record). */
 static void record(Client *client, const uint8_t *data, size_t len, double received_at) {
@@ -1112,6 +1279,16 @@ static void record(Client *client, const uint8_t *data, size_t len, double recei
             return;
         }
         count = read_tick(&j);
+    } else if (plan.protocol == COLYSEUS) {
+        const uint8_t *text;
+        size_t text_len;
+        if (!len || data[0] != COLYSEUS_ROOM_DATA) {
+            on_colyseus_control(data, len);
+            return;
+        }
+        if (!colyseus_pose_text(data, len, &text, &text_len)) return;
+        j = (Json){(const char *)text, (const char *)text, (const char *)text + text_len, NULL};
+        count = read_broadcast_pose(&j);
     } else {
         count = read_broadcast_pose(&j);
     }
@@ -1159,10 +1336,30 @@ static void became_ready(Client *client) {
     in_flight--;
 }
 
+/* A message before a Colyseus client joined: the server's JOIN_ROOM (its reconnection token and serializer follow,
+ * unused here as by a client without state), confirmed with a JOIN_ROOM of one byte as colyseus.js 0.16 does; an
+ * ERROR ends the run. Anything else waits. */
+static void on_colyseus_join(Client *client, const uint8_t *data, size_t len) {
+    static const uint8_t join_room = COLYSEUS_JOIN_ROOM;
+    char error[400];
+    if (len && data[0] == COLYSEUS_ERROR) {
+        if (!colyseus_error_text(data, len, error, sizeof error))
+            snprintf(error, sizeof error, "an ERROR without a code");
+        fail("client %d: the join was refused: %s", client->index, error);
+    }
+    if (!len || data[0] != COLYSEUS_JOIN_ROOM) return;
+    send_frame(client, 0x2, &join_room, 1);
+    became_ready(client);
+}
+
 /* One whole message (text or binary) on a client's connection. */
 static void on_message(Client *client, const uint8_t *data, size_t len, double received_at) {
     if (client->state == READY) {
         record(client, data, len, received_at);
+        return;
+    }
+    if (plan.protocol == COLYSEUS) {
+        on_colyseus_join(client, data, len);
         return;
     }
     const char *json = (const char *)data, *end = (const char *)data + len;
@@ -1237,12 +1434,103 @@ static int on_upgrade(Client *client) {
         became_ready(client);
         return 1;
     }
+    if (plan.protocol == COLYSEUS) { /* the server speaks first: JOIN_ROOM */
+        client->state = JOINING;
+        return 1;
+    }
     client->state = GREETING;
     Text hello = {0};
     text_printf(&hello, "{\"type\": \"hello\", \"name\": \"bench %d\"}", client->index);
     send_json(client, &hello);
     free(hello.data);
     return 1;
+}
+
+/* The body of a chunked answer in [p, end) (RFC 9112 7.1), its chunks joined in `out`: 1 once whole, 0 while a part is
+ * missing, -1 if it is malformed. Chunk extensions are skipped; trailers are not expected. */
+static int dechunk(const char *p, const char *end, Text *out) {
+    for (;;) {
+        const char *line_end = memmem(p, (size_t)(end - p), "\r\n", 2);
+        if (!line_end) return 0;
+        if (hex_digit(*p) < 0) return -1;
+        unsigned long size = strtoul(p, NULL, 16); /* stops at the line's end at the latest: '\r' is no digit */
+        if (size > SEAT_ANSWER_MAX) return -1;
+        p = line_end + 2;
+        if ((size_t)(end - p) < size + 2) return 0;
+        if (memcmp(p + size, "\r\n", 2)) return -1;
+        if (!size) return 1;
+        text_append(out, p, size);
+        p += size + 2;
+    }
+}
+
+/* The string under `key` of the JSON object in [s, end) into `out` (of `size` bytes): an id of Colyseus's (nanoid's
+ * letters, digits, '_' and '-'), which goes into the room's URL as it is; anything else ends the run. */
+static void seat_id(const Client *client, const char *s, const char *end, const char *key, char *out, size_t size) {
+    static const char id_characters[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+    const char *value = json_value(s, end, key);
+    if (value && *value == '"') json_string(s, end, key, out, size);
+    if (!value || *value != '"' || !out[0] || strspn(out, id_characters) != strlen(out) || strlen(out) + 1 >= size)
+        fail("client %d: the seat answer has no %s made of letters, digits, '_' and '-'", client->index, key);
+}
+
+/* The answer to a Colyseus client's seat request, once whole (its body delimited by Content-Length or chunked):
+ * {"room": {"processId": ..., "roomId": ..., ...}, "sessionId": ...}, whose ids make the path of the room's
+ * WebSocket, which is then opened on a new connection; an answer with an `error` ends the run. */
+static void on_seat_answer(Client *client) {
+    char *head = (char *)client->in, *head_end = memmem(head, client->in_len, "\r\n\r\n", 4);
+    const char *end = head + client->in_len, *value;
+    if (client->in_len > SEAT_ANSWER_MAX)
+        fail("client %d: the seat answer is longer than %d bytes", client->index, SEAT_ANSWER_MAX);
+    if (!head_end) return;
+    if (strncmp(head, "HTTP/1.1 200", 12) && strncmp(head, "HTTP/1.0 200", 12))
+        fail("client %d: the server refused the seat request: %.*s", client->index, (int)strcspn(head, "\r"), head);
+    long content_length = -1;
+    int chunked = 0, len;
+    for (char *line = memmem(head, (size_t)(head_end - head), "\r\n", 2); line && line < head_end;
+         line = memmem(line + 2, (size_t)(head_end + 2 - (line + 2)), "\r\n", 2)) {
+        if ((value = header_value(line + 2, "Content-Length:", &len))) content_length = strtol(value, NULL, 10);
+        if ((value = header_value(line + 2, "Transfer-Encoding:", &len)))
+            chunked = len == 7 && !strncasecmp(value, "chunked", 7);
+    }
+    const char *body = head_end + 4;
+    Text chunks = {0};
+    size_t body_len = (size_t)(end - body);
+    if (chunked) {
+        int whole = dechunk(body, end, &chunks);
+        if (whole < 0) fail("client %d: the seat answer's chunks are malformed", client->index);
+        if (!whole) {
+            free(chunks.data);
+            return;
+        }
+        body = chunks.data ? chunks.data : "";
+        body_len = chunks.len;
+    } else if (content_length < 0) {
+        fail("client %d: the seat answer has neither Content-Length nor chunked Transfer-Encoding", client->index);
+    } else if (body_len < (size_t)content_length) {
+        return;
+    } else {
+        body_len = (size_t)content_length;
+    }
+    const char *body_end = body + body_len, *why;
+    size_t at;
+    if (!json_valid(body, body_len, &why, &at))
+        fail("client %d: the seat answer is no JSON: %s at byte %zu", client->index, why, at);
+    if (json_value(body, body_end, "error"))
+        fail("client %d: the seat was refused: %.*s", client->index, (int)body_len, body);
+    const char *room = json_value(body, body_end, "room");
+    if (!room || *room != '{') fail("client %d: the seat answer has no room", client->index);
+    Json room_json = {room, room, body_end, NULL};
+    json_skip(&room_json, 1); /* to the room's end: what follows is not the room's */
+    char process_id[64], room_id[64], session_id[64];
+    seat_id(client, room, room_json.p, "processId", process_id, sizeof process_id);
+    seat_id(client, room, room_json.p, "roomId", room_id, sizeof room_id);
+    seat_id(client, body, body_end, "sessionId", session_id, sizeof session_id);
+    snprintf(client->seat, sizeof client->seat, "/%s/%s?sessionId=%s", process_id, room_id, session_id);
+    free(chunks.data);
+    close(client->fd); /* leaves the poller with it */
+    client->in_len = client->out_len = client->out_sent = 0;
+    open_connection(client);
 }
 
 /* Every complete frame in the client's input buffer; a partial one stays for the next read. */
@@ -1311,10 +1599,16 @@ static void on_readable(Client *client) {
         return;
     }
     if (got == 0) {
+        if (client->state == MATCHMAKING)
+            fail("client %d: the server closed the seat request's connection before its whole answer", client->index);
         drop(client, 1000); /* as aiohttp reports a connection closed without a close frame */
         return;
     }
     client->in_len += (size_t)got;
+    if (client->state == MATCHMAKING) {
+        on_seat_answer(client);
+        return;
+    }
     if (client->state == UPGRADING && !on_upgrade(client)) return;
     on_frames(client, received_at);
 }
@@ -1327,7 +1621,7 @@ static void on_event(Client *client, uint32_t events) {
         getsockopt(client->fd, SOL_SOCKET, SO_ERROR, &error, &size);
         if (error) fail("client %d: cannot connect to %s:%s: %s", client->index, plan.host, plan.port, strerror(error));
         if (!(events & EPOLLOUT)) return;
-        client->state = UPGRADING;
+        client->state = plan.protocol == COLYSEUS && !client->seat[0] ? MATCHMAKING : UPGRADING;
     }
     if (events & EPOLLOUT) flush(client);
     if (client->state != CLOSED && events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(client);
@@ -1434,11 +1728,19 @@ static uint32_t heap_pop(void) {
 static void send_pose(Client *client, double now) {
     double t = now * 1000.0, x = client->seq / 1000.0;
     if (plan.protocol != BINARY) {
-        char text[POSE_TEXT_MAX];
-        int len = plan.protocol == JSON ? snprintf(text, sizeof text, JSON_POSE, x, client->z_value, t)
-                                        : snprintf(text, sizeof text, BROADCAST_POSE, client->index, x, client->z_value, t);
-        if (len < 0 || len >= (int)sizeof text) fail("client %d: a pose longer than %zu bytes", client->index, sizeof text);
-        send_frame(client, 0x1, (const uint8_t *)text, (size_t)len);
+        uint8_t message[COLYSEUS_POSE_HEAD + POSE_TEXT_MAX]; /* the text, with room for Colyseus's head before it */
+        char *text = (char *)message + COLYSEUS_POSE_HEAD;
+        int len = plan.protocol == JSON
+                      ? snprintf(text, POSE_TEXT_MAX, JSON_POSE, x, client->z_value, t)
+                      : snprintf(text, POSE_TEXT_MAX, BROADCAST_POSE, client->index, x, client->z_value, t);
+        if (len < 0 || len >= POSE_TEXT_MAX)
+            fail("client %d: a pose longer than %d bytes", client->index, POSE_TEXT_MAX);
+        if (plan.protocol != COLYSEUS) {
+            send_frame(client, 0x1, (const uint8_t *)text, (size_t)len);
+            return;
+        }
+        uint8_t *start = colyseus_pose_head((uint8_t *)text, (size_t)len);
+        send_frame(client, 0x2, start, (size_t)((uint8_t *)text + len - start));
         return;
     }
     int32_t steps = (int32_t)floor(x * HEAD_SCALE + 0.5);

@@ -10,7 +10,13 @@ A plan with `"idle": true` only connects its clients and holds them until stdin 
 Protocols (`plan["protocol"]`): `json` and `binary` speak Shoal protocol v1 on `/ws` (binary: the
 `shoal.v1.bin` subprotocol); `broadcast` speaks the ws-broadcast dialect (`/broadcast/<room>`), where
 every pose is its own message relayed to every connection of the room, the sender's included, and
-carries its sender's index as `id` since that dialect has no ids of its own.
+carries its sender's index as `id` since that dialect has no ids of its own. `colyseus` speaks Colyseus 0.16
+to the `colyseus` peer's relay room as its client (colyseus.js 0.16) does: a seat is reserved over HTTP
+(`POST /matchmake/joinOrCreate/relay`, body `{"room": ROOM}`, beside `/ws`), the WebSocket opens
+`/<processId>/<roomId>?sessionId=<sessionId>` from the answer, and the client confirms the server's JOIN_ROOM
+with its own; a pose is a ROOM_DATA message of type "pose" whose message is the ws-broadcast pose's JSON text
+as a msgpack string, and every ROOM_DATA that arrives is another member's pose (the relay excludes the sender,
+so there is no echo). There too a client's id is its index; an ERROR or LEAVE_ROOM message is reported.
 
 Each pose carries its sender's sequence number as the head's x position in millimetres (`seq / 1000`
 metres: an avatar walking along x; exact in both codecs) and its send time in `t` (ms since the epoch),
@@ -37,6 +43,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import msgspec
@@ -139,11 +146,89 @@ def broadcast_poses() -> Callable[[bytes], Received | None]:
     """The one pose of a ws-broadcast message (every message is one pose, with its sender's index as id)."""
     decode = msgspec.json.Decoder(_Pose).decode
 
-    def read(data: bytes) -> Received | None:
+    def read(data: bytes | str) -> Received | None:
         pose = decode(data)
         return iter(((pose.id, pose.head.pos[0], pose.t),))
 
     return read
+
+
+COLYSEUS_MATCHMAKE_PATH = "/matchmake/joinOrCreate/relay"
+"""Where a Colyseus 0.16 client reserves a seat in a room of type "relay" (`client.joinOrCreate("relay", ...)`)."""
+JOIN_ROOM, ERROR, LEAVE_ROOM, ROOM_DATA = 10, 11, 12, 13
+"""Colyseus 0.16's message codes (`Protocol` of @colyseus/core) that the loaders act on: a message's first byte."""
+COLYSEUS_SILENT = frozenset({JOIN_ROOM, 14, 15, 17})
+"""Codes of messages that are neither poses nor errors: JOIN_ROOM, ROOM_STATE, ROOM_STATE_PATCH, ROOM_DATA_BYTES."""
+COLYSEUS_POSE_TYPE = "pose"
+COLYSEUS_POSE_PREFIX = bytes((ROOM_DATA, 0xA0 | len(COLYSEUS_POSE_TYPE))) + COLYSEUS_POSE_TYPE.encode()
+"""How a client's pose message starts: ROOM_DATA, then its type as a fixstr; the message (msgpack) follows."""
+_encode_msgpack = msgspec.msgpack.Encoder().encode
+_SCHEMA_LENGTHS = {0xD9: struct.Struct("<B"), 0xDA: struct.Struct("<H"), 0xDB: struct.Struct("<I")}
+_SCHEMA_INTEGERS = {0xCC: struct.Struct("<B"), 0xCD: struct.Struct("<H"), 0xCE: struct.Struct("<I")}
+
+
+def colyseus_field(data: bytes, offset: int) -> tuple[str | int, int]:
+    """The string or integer at `offset` of a Colyseus message's header (its type, an error's code and text), and
+    the offset after it. Colyseus writes them with @colyseus/schema's `encode.string` and `encode.number`: msgpack's
+    type bytes (of those, loader.c reads and so this reads fixstr, str 8/16/32, positive fixint and uint 8/16/32)
+    with little-endian lengths and values. ValueError for anything else, or a field that overruns the message."""
+    prefix = data[offset]
+    offset += 1
+    if prefix < 0x80:
+        return prefix, offset
+    if prefix in _SCHEMA_INTEGERS:
+        layout = _SCHEMA_INTEGERS[prefix]
+        return layout.unpack_from(data, offset)[0], offset + layout.size
+    if 0xA0 <= prefix <= 0xBF:
+        length = prefix & 0x1F
+    elif prefix in _SCHEMA_LENGTHS:
+        layout = _SCHEMA_LENGTHS[prefix]
+        length = layout.unpack_from(data, offset)[0]
+        offset += layout.size
+    else:
+        raise ValueError(f"no string or integer at byte {offset - 1} (0x{prefix:02x})")
+    if offset + length > len(data):
+        raise ValueError(f"a string of {length} bytes at byte {offset} overruns the message")
+    return data[offset : offset + length].decode(), offset + length
+
+
+def colyseus_pose_message(pose: bytes) -> bytes:
+    """The ROOM_DATA message a Colyseus client sends a pose's JSON text in: type "pose", the text as a msgpack
+    string (`room.send("pose", text)` of colyseus.js)."""
+    return COLYSEUS_POSE_PREFIX + _encode_msgpack(pose.decode())
+
+
+def colyseus_poses() -> Callable[[bytes], Received | None]:
+    """The one pose of a Colyseus ROOM_DATA message (type "pose", its message the ws-broadcast pose's JSON text as
+    a msgpack string), read as `broadcast_poses` reads that text; None for any other message."""
+    read_text = broadcast_poses()
+    decode_message = msgspec.msgpack.Decoder(str).decode
+
+    def read(data: bytes) -> Received | None:
+        if not data or data[0] != ROOM_DATA:
+            return None
+        kind, offset = colyseus_field(data, 1)
+        if kind != COLYSEUS_POSE_TYPE:
+            raise ValueError(f"a ROOM_DATA message of type {kind!r}, not {COLYSEUS_POSE_TYPE!r}")
+        return read_text(decode_message(data[offset:]))
+
+    return read
+
+
+def colyseus_error(data: bytes) -> str | None:
+    """What a Colyseus message that is no pose reports: an ERROR's "CODE: MESSAGE", a note for LEAVE_ROOM, None for
+    the others of `COLYSEUS_SILENT`; ValueError for an empty message or an unknown code."""
+    if not data:
+        raise ValueError("an empty message")
+    if data[0] == ERROR:
+        code, offset = colyseus_field(data, 1)
+        message = colyseus_field(data, offset)[0] if offset < len(data) else ""
+        return f"{code}: {message}"
+    if data[0] == LEAVE_ROOM:
+        return "LEAVE_ROOM: the server asked the client to leave the room"
+    if data[0] in COLYSEUS_SILENT:
+        return None
+    raise ValueError(f"an unknown Colyseus message code {data[0]}")
 
 
 def pose_template(z: float) -> bytes:
@@ -228,6 +313,8 @@ class BenchClient:
             self._read_poses = binary_tick_poses
         elif protocol == "broadcast":
             self._read_poses = broadcast_poses()
+        elif protocol == "colyseus":
+            self._read_poses = colyseus_poses()
         else:
             self._read_poses = json_tick_poses()
 
@@ -244,6 +331,8 @@ class BenchClient:
             return bytes(frame), aiohttp.WSMsgType.BINARY
         if self.protocol == "broadcast":
             return BROADCAST_POSE % (self.id, x, self.z, t), aiohttp.WSMsgType.TEXT
+        if self.protocol == "colyseus":
+            return colyseus_pose_message(BROADCAST_POSE % (self.id, x, self.z, t)), aiohttp.WSMsgType.BINARY
         return JSON_POSE % (x, self.z, t), aiohttp.WSMsgType.TEXT
 
     async def send_poses(self, hz: float, window: Window, go: float) -> None:
@@ -314,6 +403,11 @@ class BenchClient:
                     window.latency_bins[int((received_ms - t) / bin_ms)] += 1
 
     def _on_control(self, data: bytes) -> None:
+        if self.protocol == "colyseus":
+            error = colyseus_error(data)
+            if error is not None:
+                self.errors.append(error)
+            return
         message = msgspec.json.decode(data[1:] if self.protocol == "binary" else data)
         if message.get("type") == "error":
             self.errors.append(f"{message.get('code')}: {message.get('message')}")
@@ -325,6 +419,9 @@ async def connect(session: aiohttp.ClientSession, plan: dict[str, Any], index: i
     if protocol == "broadcast":
         url = plan["url"].rsplit("/ws", 1)[0] + "/broadcast/" + room
         ws = await session.ws_connect(url, heartbeat=None, max_msg_size=16 * 1024 * 1024, autoping=True)
+        return BenchClient(ws, index, room, protocol, z)
+    if protocol == "colyseus":
+        ws = await join_colyseus_room(session, plan["url"], room, timeout)
         return BenchClient(ws, index, room, protocol, z)
     subprotocol = wire.SUBPROTOCOL if protocol == "binary" else "shoal.v1.json"
     ws = await session.ws_connect(
@@ -344,6 +441,40 @@ async def connect(session: aiohttp.ClientSession, plan: dict[str, Any], index: i
         await ws.close()
         raise
     return BenchClient(ws, hello["id"], room, protocol, z)
+
+
+async def join_colyseus_room(
+    session: aiohttp.ClientSession, url: str, room: str, timeout: float
+) -> aiohttp.ClientWebSocketResponse:
+    """Join the Colyseus room `room` of the server whose `/ws` is `url`, as colyseus.js 0.16's `joinOrCreate`
+    does: reserve a seat over HTTP, open the room's WebSocket with it, wait for the server's JOIN_ROOM and confirm
+    it with a JOIN_ROOM of one byte. RuntimeError if the server refuses the seat or the join."""
+    base = urlsplit(url)
+    http_scheme = "https" if base.scheme == "wss" else "http"
+    matchmake = urlunsplit((http_scheme, base.netloc, COLYSEUS_MATCHMAKE_PATH, "", ""))
+    async with session.post(matchmake, json={"room": room}, headers={"Accept": "application/json"}) as response:
+        seat = await response.json(content_type=None)
+    if "error" in seat:
+        raise RuntimeError(f"the seat was refused: {seat.get('code')}: {seat['error']}")
+    path = f"/{seat['room']['processId']}/{seat['room']['roomId']}"
+    room_url = urlunsplit((base.scheme, base.netloc, path, f"sessionId={seat['sessionId']}", ""))
+    ws = await session.ws_connect(room_url, heartbeat=None, max_msg_size=16 * 1024 * 1024, autoping=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            received = await ws.receive(timeout=max(deadline - time.monotonic(), 0.001))
+            if received.type is not aiohttp.WSMsgType.BINARY:
+                raise RuntimeError(f"no JOIN_ROOM: the server sent {received.type.name} (close code {ws.close_code})")
+            data = received.data
+            if data[:1] == bytes((ERROR,)):
+                raise RuntimeError(f"the join was refused: {colyseus_error(data)}")
+            if data[:1] == bytes((JOIN_ROOM,)):
+                break
+        await ws.send_frame(bytes((JOIN_ROOM,)), aiohttp.WSMsgType.BINARY)
+    except BaseException:
+        await ws.close()
+        raise
+    return ws
 
 
 async def _request(

@@ -2,7 +2,9 @@
 
 No plotting library: three line charts (delivered poses per second, p50/p99 latency, server CPU per
 delivered pose) with one colour per protocol, drawn as SVG polylines, so the page opens anywhere and
-can be committed next to the JSON it was drawn from.
+can be committed next to the JSON it was drawn from. Latency and CPU have logarithmic axes: a saturated
+relay's seconds of latency and microseconds per pose would otherwise flatten Shoal's milliseconds and
+tenths of a microsecond onto the target lines they are compared with.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class Chart:
     series: list[Series]
     references: list[tuple[str, float]] = field(default_factory=list)
     """Horizontal dotted lines (label, value): targets to compare against."""
+    log_y: bool = False
+    """A logarithmic y axis (values of 0 or less sit on its bottom edge)."""
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -57,6 +61,20 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     return ticks
 
 
+def log_ticks(low: float, high: float) -> list[float]:
+    """Round tick values on a logarithmic axis covering [low, high] (both above 0): 1, 2 and 5 times each
+    power of ten when the range spans at most two decades, else the powers of ten alone."""
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    last = max(last, first + 1)
+    multiples = (1, 2, 5) if last - first <= 2 else (1,)
+    ticks = [round(m * 10.0**exponent, 12) for exponent in range(first, last) for m in multiples]
+    ticks.append(round(10.0**last, 12))
+    start = max(i for i, tick in enumerate(ticks) if tick <= low)
+    end = min(i for i, tick in enumerate(ticks) if tick >= high)
+    end = max(end, start + 1)  # two ticks at least, even when low == high
+    return ticks[start : end + 1]
+
+
 def _format(value: float) -> str:
     if value >= 10_000:
         return f"{value / 1000:g}k"
@@ -67,16 +85,26 @@ def svg_chart(chart: Chart, x_values: Sequence[float]) -> str:
     """One chart as an <svg> element."""
     values = [y for series in chart.series for _, y in series.points] + [value for _, value in chart.references]
     x_ticks = nice_ticks(0.0, max(x_values, default=1.0))
-    y_ticks = nice_ticks(0.0, max(values, default=1.0) * 1.05)
-    x_max, y_max = x_ticks[-1], y_ticks[-1]
+    x_max = x_ticks[-1]
     plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
     plot_h = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
 
     def sx(x: float) -> float:
         return MARGIN_LEFT + plot_w * x / x_max
 
-    def sy(y: float) -> float:
-        return MARGIN_TOP + plot_h * (1 - y / y_max)
+    if chart.log_y:
+        positive = [value for value in values if value > 0]
+        y_ticks = log_ticks(min(positive, default=1.0), max(positive, default=10.0) * 1.1)  # 1.1: off the frame
+        bottom, top = math.log10(y_ticks[0]), math.log10(y_ticks[-1])
+
+        def sy(y: float) -> float:
+            return MARGIN_TOP + plot_h * (1 - (math.log10(max(y, y_ticks[0])) - bottom) / (top - bottom))
+
+    else:
+        y_ticks = nice_ticks(0.0, max(values, default=1.0) * 1.05)
+
+        def sy(y: float) -> float:
+            return MARGIN_TOP + plot_h * (1 - y / y_ticks[-1])
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" role="img">',
@@ -103,9 +131,14 @@ def svg_chart(chart: Chart, x_values: Sequence[float]) -> str:
         parts.append(
             f'<line x1="{MARGIN_LEFT}" x2="{WIDTH - MARGIN_RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#c00" '
             f'stroke-dasharray="2 3"/><text x="{x}" y="{y - 4:.1f}" text-anchor="{anchor}" '
-            f'fill="#c00">{html.escape(label)}</text>'
+            f'fill="#c00" stroke="#fff" stroke-width="3" paint-order="stroke">{html.escape(label)}</text>'
         )
     legend_y = MARGIN_TOP + 14
+    legend_width = 48 + 7 * max((len(series.label) for series in chart.series), default=0)
+    parts.append(  # the legend stays readable where lines pass under it
+        f'<rect x="{MARGIN_LEFT + 4}" y="{MARGIN_TOP + 2}" width="{legend_width}" '
+        f'height="{16 * len(chart.series) + 4}" fill="#fff" fill-opacity="0.85"/>'
+    )
     for series in chart.series:
         points = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in sorted(series.points))
         dash = ' stroke-dasharray="6 4"' if series.dashed else ""
@@ -136,16 +169,18 @@ def charts_of(points: list[dict[str, Any]], tick_rate: float | None = None) -> l
         Chart("Delivered poses per second", "poses/s", [series(p, lambda r: r["deliveries_per_s"]) for p in protocols]),
         Chart(
             "Latency, send to receive (p50 solid, p99 dashed)",
-            "ms",
+            "ms (log scale)",
             [series(p, lambda r: r["latency_ms"]["p50"], f"{p} p50") for p in protocols]
             + [series(p, lambda r: r["latency_ms"]["p99"], f"{p} p99", dashed=True) for p in protocols],
             references=[("p99 target: one tick + 10 ms", 1000.0 / tick_rate + 10.0)] if tick_rate else [],
+            log_y=True,
         ),
         Chart(
             "Server CPU per delivered pose",
-            "µs",
+            "µs (log scale)",
             [series(p, lambda r: r["us_per_delivered_pose"]) for p in protocols],
             references=[("binary target 0.7 µs", 0.7), ("JSON target 1.2 µs", 1.2)],
+            log_y=True,
         ),
     ]
 

@@ -72,6 +72,11 @@ def _raise_on_sigterm(signum: int, frame: Any) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where bench.json and bench.html are written.",
 )
+@click.option(
+    "--https",
+    is_flag=True,
+    help="Start the server with --https (self-signed) and connect over TLS, as headsets must. Python loaders only.",
+)
 @click.option("--no-progress", is_flag=True, help="Print one line per phase instead of a progress bar.")
 def bench(output_dir: Path, no_progress: bool, protocols: tuple[str, ...], **settings: Any) -> None:
     """Measure fan-out: delivered poses/s, p50/p99 latency and server CPU per delivered pose against clients.

@@ -71,6 +71,7 @@ import platform
 import select
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -87,6 +88,7 @@ import click
 
 import shoal
 from shoal.bench.loader import COLYSEUS_MATCHMAKE_PATH, pose_template
+from shoal.tls import CERT_FILE
 
 SOURCE_TREE = Path(shoal.__file__).parents[1]
 """Where this `shoal` package lives: the server and loaders it starts run this code, whatever is installed."""
@@ -140,11 +142,19 @@ class Target:
     pid: int | None
     peer: str | None = None
     runtime: str | None = None
+    ca_file: str | None = None
+    """A PEM certificate that its HTTPS and WSS clients trust (the self-signed one of a server started with
+    `https`); None: the system's trust store."""
 
     @classmethod
-    def local(cls, port: int, pid: int, peer: str | None = None, runtime: str | None = None) -> Target:
-        """A server this benchmark started on `port` of 127.0.0.1."""
-        return cls(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws", pid, peer, runtime)
+    def local(
+        cls, port: int, pid: int, peer: str | None = None, runtime: str | None = None, ca_file: Path | None = None
+    ) -> Target:
+        """A server this benchmark started on `port` of 127.0.0.1; over HTTPS and WSS, trusting `ca_file`, when
+        that is given."""
+        if ca_file is None:
+            return cls(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws", pid, peer, runtime)
+        return cls(f"https://127.0.0.1:{port}", f"wss://127.0.0.1:{port}/ws", pid, peer, runtime, str(ca_file))
 
 
 @contextlib.contextmanager
@@ -156,23 +166,27 @@ def started_server(
     interest_far_every: int = 4,
     data_dir: Path | None = None,
     store_url: str = "",
+    https: bool = False,
 ) -> Iterator[Target]:
     """Run `shoal serve` on a free port of 127.0.0.1 in its own process; stop it by PID on exit.
 
     The port comes from the server's JSON `listening` log line. Logs go to a temporary file (info level:
     connection events only, never per message), which is quoted if the server fails to start. The server's
-    data goes to a temporary directory unless `data_dir` names one that outlives it (for restarts).
+    data goes to a temporary directory unless `data_dir` names one that outlives it (for restarts). With
+    `https` it serves HTTPS and WSS with the self-signed certificate it makes under its data, which the
+    target's clients then trust.
     """
     with tempfile.TemporaryDirectory(prefix="shoal-bench-") as scratch:
+        data = data_dir or Path(scratch) / "data"
         command = [
             sys.executable, "-m", "shoal", "serve", "--host", "127.0.0.1", "--port", "0",
             "--log-level", "info", "--log-format", "json", "--tick-rate", str(tick_rate),
-            "--max-members", str(max_members), "--data", str(data_dir or Path(scratch) / "data"), "--loop", loop,
+            "--max-members", str(max_members), "--data", str(data), "--loop", loop,
             "--interest-radius", str(interest_radius), "--interest-far-every", str(interest_far_every),
-            "--store", store_url,
+            "--store", store_url, *(["--https"] if https else []),
         ]  # fmt: skip
         with _listening_process(command, Path(scratch) / "server.log") as (port, pid):
-            yield Target.local(port, pid)
+            yield Target.local(port, pid, ca_file=data / "tls" / CERT_FILE if https else None)
 
 
 @contextlib.contextmanager
@@ -288,6 +302,19 @@ def refuse_foreign_protocol(peer: str | None, protocol: str) -> None:
         )
 
 
+NO_TLS_IN_C_LOADER = "--loader c speaks no TLS: measure over TLS (--https, an https:// server) with --loader python"
+
+
+def refuse_unusable_tls(https: bool, server_url: str | None, loader: str, peer: str | None = None) -> None:
+    """BenchError, before anything starts, for TLS settings that cannot work: `https` (start Shoal with its
+    self-signed certificate) beside a running server or a peer, and loader.c (`loader` "c") for any run over
+    TLS (`https`, or an https:// or wss:// `server_url`)."""
+    if https and (peer or server_url):
+        raise BenchError("--https starts Shoal with its own certificate: leave out --peer and --server-url")
+    if loader == "c" and (https or urlsplit(server_url or "").scheme in ("https", "wss")):
+        raise BenchError(NO_TLS_IN_C_LOADER)
+
+
 def child_environment() -> dict[str, str]:
     """This environment, with `SOURCE_TREE` first on PYTHONPATH so that children import this `shoal`."""
     env = dict(os.environ)
@@ -371,9 +398,11 @@ class ProcessSample:
         return cls(utime / CLOCK_TICKS, stime / CLOCK_TICKS, rss, peak)
 
 
-def fetch_json(url: str) -> Any:
-    """GET `url` as JSON. The timeout is long: a saturated server (the point of some runs) answers late."""
-    with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as response:
+def fetch_json(url: str, ca_file: str | None = None) -> Any:
+    """GET `url` as JSON, an https one trusting `ca_file` too when given. The timeout is long: a saturated
+    server (the point of some runs) answers late."""
+    context = ssl.create_default_context(cafile=ca_file) if url.startswith("https:") else None
+    with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S, context=context) as response:
         return json.load(response)
 
 
@@ -512,6 +541,15 @@ def loader_option(default: str, text: str) -> Callable[[Callable[..., Any]], Cal
     return click.option("--loader", default=default, type=click.Choice(LOADERS), help=text)
 
 
+https_option = click.option(
+    "--https",
+    is_flag=True,
+    help="Start the server with --https (a self-signed certificate) and connect over TLS: what headsets cost, since "
+    "WebXR needs a secure page. Python loaders only.",
+)
+"""The `--https` flag of a benchmark command that starts Shoal (see `started_server`)."""
+
+
 def plan_clients(clients: int, room_size: int, loaders: int, run_id: str, spread: float = 0.0) -> list[list[list[Any]]]:
     """Client i joins room i // room_size and stands at z = `spread` x its place in the room; loaders take
     contiguous slices, so a room may span two."""
@@ -636,7 +674,7 @@ def run_benchmark(
         phase("warming up", warmup)
         own_rooms: list[dict[str, Any] | None] = []
         if target.peer is None:
-            rooms = {room["name"]: room for room in fetch_json(target.http_url + "/api/rooms")["rooms"]}
+            rooms = {room["name"]: room for room in fetch_json(target.http_url + "/api/rooms", target.ca_file)["rooms"]}
             own_rooms = [rooms.get(f"bench-{run_id}-{index}") for index in range(-(-clients // room_size))]
             if tick_rate is None and own_rooms and own_rooms[0] is not None:
                 tick_rate = own_rooms[0]["tick_rate"]
@@ -687,6 +725,7 @@ def run_benchmark(
         "drain_s": drain,
         "tick_rate": tick_rate,
         "server_url": target.http_url,
+        "tls": target.ws_url.startswith("wss:"),
         "protocol": protocol,
         "spread_m": spread,
         "interest_radius_m": interest_radius or None,
@@ -703,7 +742,7 @@ def _server_stats(target: Target, waits: list[float]) -> dict[str, Any] | None:
     if target.peer is not None:
         return None
     asked = time.monotonic()
-    stats = fetch_json(target.http_url + "/api/stats")
+    stats = fetch_json(target.http_url + "/api/stats", target.ca_file)
     waits.append(time.monotonic() - asked)
     return stats
 
@@ -718,9 +757,14 @@ def _start_loaders(
     program: LoaderProgram,
 ) -> None:
     """Start one `program` process per plan (appending each to `started`, so the caller can stop them all
-    even if a later one fails) and wait until every one reports its clients ready."""
+    even if a later one fails) and wait until every one reports its clients ready. BenchError, before any
+    starts, for loader.c against a wss:// server: it speaks no TLS."""
+    if program.kind == "c" and target.ws_url.startswith("wss:"):
+        raise BenchError(NO_TLS_IN_C_LOADER)
     for plan in plans:
         message = {"url": target.ws_url, "protocol": protocol, "clients": plan, "ready_timeout": ready_timeout}
+        if target.ca_file:
+            message["ca_file"] = target.ca_file
         started.append(program.start({**message, **orders}))
     deadline = time.monotonic() + ready_timeout + 5.0
     for loader in started:
@@ -931,6 +975,7 @@ def raise_on_sigterm(signum: int, frame: Any) -> None:
     help="Start and measure this foreign relay (bench/peers/) instead of Shoal, in the protocol it speaks: "
     "--protocol colyseus for colyseus, broadcast for the others.",
 )
+@https_option
 @click.option("--output", default=None, type=click.Path(dir_okay=False, path_type=Path), help="Also write here.")
 def main(
     clients: int,
@@ -949,6 +994,7 @@ def main(
     server_url: str | None,
     server_pid: int | None,
     peer: str | None,
+    https: bool,
     output: Path | None,
 ) -> None:
     """Measure Shoal's fan-out: server CPU µs per delivered pose, loss and latency; print one JSON line."""
@@ -956,6 +1002,7 @@ def main(
     refuse_foreign_protocol(peer, protocol)
     if peer and server_url:
         raise BenchError("--peer starts its own server: leave out --server-url")
+    refuse_unusable_tls(https, server_url, loader, peer)
     if peer and interest_radius:
         raise BenchError(f"--peer {peer} has no interest management: leave out --interest-radius")
     loaders = min(loaders, clients)
@@ -970,7 +1017,7 @@ def main(
             with started_peer(peer) as target:
                 report = run_benchmark(target, tick_rate=None, program=program, **options)
         else:
-            with started_server(tick_rate, max(room_size, 64), server_loop, interest_radius) as target:
+            with started_server(tick_rate, max(room_size, 64), server_loop, interest_radius, https=https) as target:
                 report = run_benchmark(target, tick_rate=tick_rate, program=program, **options)
             if server_loop == "auto":  # the server runs on this interpreter, so it resolves `auto` the same way
                 server_loop = "uvloop" if has_uvloop() else "asyncio"

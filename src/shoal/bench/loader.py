@@ -5,7 +5,9 @@
 It speaks to the orchestrator through JSON lines: it reads its plan from stdin, connects its clients
 (hello, join), prints `{"ready": ...}`, waits for `{"start": ..., "end": ...}` (wall-clock seconds),
 then streams poses until `end`, keeps reading for `drain` seconds more and prints one result line.
-A plan with `"idle": true` only connects its clients and holds them until stdin closes.
+A plan with `"idle": true` only connects its clients and holds them until stdin closes. A `wss://` URL is
+reached over TLS, trusting the PEM certificate of `"ca_file"` too when the plan names one (a server's
+self-signed certificate).
 
 Protocols (`plan["protocol"]`): `json` and `binary` speak Shoal protocol v1 on `/ws` (binary: the
 `shoal.v1.bin` subprotocol); `broadcast` speaks the ws-broadcast dialect (`/broadcast/<room>`), where
@@ -37,6 +39,7 @@ import math
 import os
 import random
 import signal
+import ssl
 import struct
 import sys
 import time
@@ -510,7 +513,8 @@ async def run() -> dict[str, Any]:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(orders), sys.stdin.buffer)
     plan = json.loads(await orders.readline())
     signal.alarm(int(plan["ready_timeout"]) + HARD_MARGIN_S)
-    connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    tls = ssl.create_default_context(cafile=plan.get("ca_file"))  # used for wss:// only
+    connector = aiohttp.TCPConnector(limit=0, force_close=True, ssl=tls)
     async with aiohttp.ClientSession(connector=connector) as session:
         gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
 

@@ -28,6 +28,7 @@ from shoal.bench.fanout import (
     has_uvloop,
     loader_program,
     measure_idle_connections,
+    refuse_unusable_tls,
     run_benchmark,
     running_server,
     started_server,
@@ -56,6 +57,7 @@ class SweepSettings:
     server_pid: int | None = None
     server_loop: str = "auto"
     idle_connections: int = 0
+    https: bool = False
 
 
 def run_sweep(settings: SweepSettings, output_dir: Path, show_progress: bool = True) -> dict[str, Any]:
@@ -65,6 +67,7 @@ def run_sweep(settings: SweepSettings, output_dir: Path, show_progress: bool = T
     A point that fails (a loader gave up, the server stopped answering) is recorded with its `error` and
     the sweep goes on; a failure of the server itself ends it.
     """
+    refuse_unusable_tls(settings.https, settings.server_url, settings.loader)
     points = [(protocol, clients) for clients in settings.clients for protocol in settings.protocols]
     report: dict[str, Any] = {
         "bench": "shoal bench",
@@ -131,7 +134,12 @@ def _target(settings: SweepSettings) -> Iterator[Target]:
         return
     max_members = max(settings.room_size, 64)
     with started_server(
-        settings.tick_rate, max_members, settings.server_loop, settings.interest_radius, settings.interest_far_every
+        settings.tick_rate,
+        max_members,
+        settings.server_loop,
+        settings.interest_radius,
+        settings.interest_far_every,
+        https=settings.https,
     ) as target:
         yield target
 

@@ -177,7 +177,8 @@ def _check_store_url(ctx: click.Context, param: click.Parameter, url: str) -> st
     envvar="SHOAL_LOOP",
     default="auto",
     type=click.Choice(["auto", "asyncio", "uvloop"]),
-    help="Event loop; auto is uvloop when installed (pip install 'shoal[speed]'): ~40% less CPU per pose.",
+    help="Event loop; auto is uvloop (installed with Shoal except on Windows): ~40% less CPU per pose than asyncio, "
+    "and a TLS connection in a sixth of the memory.",
 )
 @auth_options
 def serve(
@@ -273,7 +274,8 @@ def _loop_runner(loop_name: str) -> Callable[[Coroutine[Any, Any, None]], None]:
             import uvloop
         except ImportError:
             if loop_name == "uvloop":
-                raise click.ClickException("uvloop is not installed: pip install 'shoal[speed]'") from None
+                missing = "uvloop is not installed (it has no Windows build): pip install uvloop"
+                raise click.ClickException(missing) from None
         else:
             return uvloop.run
     return asyncio.run

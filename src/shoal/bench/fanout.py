@@ -302,6 +302,11 @@ def refuse_foreign_protocol(peer: str | None, protocol: str) -> None:
         )
 
 
+def is_tls_url(url: str) -> bool:
+    """Whether `url` (a server's http(s):// or ws(s):// address) is reached over TLS."""
+    return urlsplit(url).scheme in ("https", "wss")
+
+
 NO_TLS_IN_C_LOADER = "--loader c speaks no TLS: measure over TLS (--https, an https:// server) with --loader python"
 
 
@@ -311,7 +316,7 @@ def refuse_unusable_tls(https: bool, server_url: str | None, loader: str, peer: 
     TLS (`https`, or an https:// or wss:// `server_url`)."""
     if https and (peer or server_url):
         raise BenchError("--https starts Shoal with its own certificate: leave out --peer and --server-url")
-    if loader == "c" and (https or urlsplit(server_url or "").scheme in ("https", "wss")):
+    if loader == "c" and (https or is_tls_url(server_url or "")):
         raise BenchError(NO_TLS_IN_C_LOADER)
 
 
@@ -356,7 +361,7 @@ def running_server(url: str, pid: int | None) -> Target:
     listening port (needs psutil). Without a PID the CPU figures are null.
     """
     parts = urlsplit(url)
-    secure = parts.scheme in ("https", "wss")
+    secure = is_tls_url(url)
     http_url = urlunsplit(("https" if secure else "http", parts.netloc, "", "", ""))
     ws_url = urlunsplit(("wss" if secure else "ws", parts.netloc, "/ws", "", ""))
     if pid is None and parts.hostname in ("127.0.0.1", "localhost", "::1"):
@@ -725,7 +730,7 @@ def run_benchmark(
         "drain_s": drain,
         "tick_rate": tick_rate,
         "server_url": target.http_url,
-        "tls": target.ws_url.startswith("wss:"),
+        "tls": is_tls_url(target.ws_url),
         "protocol": protocol,
         "spread_m": spread,
         "interest_radius_m": interest_radius or None,
@@ -759,7 +764,7 @@ def _start_loaders(
     """Start one `program` process per plan (appending each to `started`, so the caller can stop them all
     even if a later one fails) and wait until every one reports its clients ready. BenchError, before any
     starts, for loader.c against a wss:// server: it speaks no TLS."""
-    if program.kind == "c" and target.ws_url.startswith("wss:"):
+    if program.kind == "c" and is_tls_url(target.ws_url):
         raise BenchError(NO_TLS_IN_C_LOADER)
     for plan in plans:
         message = {"url": target.ws_url, "protocol": protocol, "clients": plan, "ready_timeout": ready_timeout}

@@ -43,6 +43,8 @@ def test_a_tiny_sweep_writes_the_report_and_the_plot_and_stops_its_processes(tmp
         assert len(point["host"]["loadavg_start"]) == 3
     assert report["idle"]["connections"] == 20 and report["idle"]["kib_per_connection"] is not None
     assert report["machine"]["cores"] == os.cpu_count() and report["settings"]["room_size"] == 3
+    # rooms of 3 are not the targets' shape: only the idle connections are judged (whatever they measured)
+    assert [verdict["target"] for verdict in report["targets"]] == ["an idle connection: server RSS"]
 
     page = (tmp_path / "bench.html").read_text()
     assert (
@@ -53,7 +55,7 @@ def test_a_tiny_sweep_writes_the_report_and_the_plot_and_stops_its_processes(tmp
     for title in ("Delivered poses per second", "Latency", "Server CPU per delivered pose"):
         assert title in page
     assert page.count("<polyline") == 3 * 4  # 3 protocols: poses/s, p50, p99, CPU
-    assert "wrote" in run.stdout and "µs CPU per pose" in run.stdout
+    assert "wrote" in run.stdout and "µs CPU per pose" in run.stdout and "target an idle connection" in run.stdout
 
     started = [point["server"]["pid"] for point in points] + [pid for p in points for pid in p["loader_pids"]]
     assert all(not psutil.pid_exists(pid) for pid in started), "the server or a loader is still running"

@@ -103,4 +103,7 @@ def bench(output_dir: Path, no_progress: bool, protocols: tuple[str, ...], **set
     if report["idle"]:
         idle = report["idle"]
         click.echo(f"idle: {idle['kib_per_connection']} KiB of server RSS per connection ({idle['connections']})")
+    for verdict in report["targets"]:
+        met = "met" if verdict["met"] else "MISSED"
+        click.echo(f"target {verdict['target']}: {verdict['measured']} ({verdict['limit']}): {met}")
     click.echo(f"wrote {output_dir / 'bench.json'} and {output_dir / 'bench.html'}")

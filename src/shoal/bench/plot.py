@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shoal.bench.targets import CPU_US_PER_POSE, P99_SLACK_MS, p99_limit_ms, verdicts
+
 COLOURS = {"binary": "#1f77b4", "json": "#ff7f0e", "broadcast": "#7f7f7f"}
 WIDTH, HEIGHT = 560, 300
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 16, 36, 44
@@ -172,14 +174,14 @@ def charts_of(points: list[dict[str, Any]], tick_rate: float | None = None) -> l
             "ms (log scale)",
             [series(p, lambda r: r["latency_ms"]["p50"], f"{p} p50") for p in protocols]
             + [series(p, lambda r: r["latency_ms"]["p99"], f"{p} p99", dashed=True) for p in protocols],
-            references=[("p99 target: one tick + 10 ms", 1000.0 / tick_rate + 10.0)] if tick_rate else [],
+            references=[(f"p99 target: one tick + {P99_SLACK_MS:g} ms", p99_limit_ms(tick_rate))] if tick_rate else [],
             log_y=True,
         ),
         Chart(
             "Server CPU per delivered pose",
             "µs (log scale)",
             [series(p, lambda r: r["us_per_delivered_pose"]) for p in protocols],
-            references=[("binary target 0.7 µs", 0.7), ("JSON target 1.2 µs", 1.2)],
+            references=[(f"{name} target {limit} µs", limit) for name, limit in CPU_US_PER_POSE.items()],
             log_y=True,
         ),
     ]
@@ -209,6 +211,22 @@ def _megabytes_per_second(point: dict[str, Any]) -> str:
 
 def _setting(value: Any) -> str:
     return ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+
+
+def _targets_table(report: dict[str, Any]) -> str:
+    """The targets the report measured (see `shoal.bench.targets`), met or missed; empty when it measured none."""
+    judged = verdicts(report)
+    if not judged:
+        return ""
+    rows = "\n".join(
+        f'<tr><td class="what">{html.escape(verdict.target)}</td><td>{html.escape(verdict.limit)}</td>'
+        f"<td>{html.escape(verdict.measured)}</td><td>{'met' if verdict.met else '<b>missed</b>'}</td></tr>"
+        for verdict in judged
+    )
+    return (
+        "<h2>Targets</h2>\n<table><thead><tr><th>target</th><th>limit</th><th>measured</th><th></th></tr></thead>"
+        f"<tbody>\n{rows}\n</tbody></table>"
+    )
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -244,6 +262,7 @@ body {{ font: 14px system-ui, sans-serif; margin: 24px; color: #222; }}
 svg {{ font: 12px system-ui, sans-serif; margin: 8px 16px 8px 0; }}
 table {{ border-collapse: collapse; margin-top: 16px; }}
 td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
+td.what {{ text-align: left; }}
 </style></head>
 <body>
 <h1>Shoal fan-out benchmark</h1>
@@ -251,6 +270,7 @@ td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
 <p>{settings}.</p>
 <div>{charts}</div>
 {idle_line}
+{_targets_table(report)}
 {f"<p>Points that failed:</p><ul>{failures}</ul>" if failures else ""}
 <table><thead><tr>{header}</tr></thead><tbody>
 {rows}

@@ -34,6 +34,7 @@ from shoal.bench.fanout import (
     started_server,
 )
 from shoal.bench.plot import render_html
+from shoal.bench.targets import verdicts
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ def run_sweep(settings: SweepSettings, output_dir: Path, show_progress: bool = T
             report["points"].append(point)
             _write(report, output_dir)
     report["machine"] = machine_description()  # the load average at the end
+    report["targets"] = [asdict(verdict) for verdict in verdicts(report)]
     _write(report, output_dir)
     return report
 

@@ -7,11 +7,6 @@ at full size (docs/benchmarks/README.md).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import psutil
 import pytest
 
@@ -60,15 +55,12 @@ def test_over_tls_the_loaders_trust_the_started_servers_own_certificate_and_lose
     assert all(not psutil.pid_exists(pid) for pid in started), "the server or a loader is still running"
 
 
-NO_TLS_IN_C = "--loader c speaks no TLS"
 HTTPS_STARTS_SHOAL = "--https starts Shoal with its own certificate"
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--https", "--loader", "c"], NO_TLS_IN_C),
-        (["--server-url", "https://127.0.0.1:9", "--loader", "c"], NO_TLS_IN_C),
         (["--https", "--server-url", "http://127.0.0.1:9"], HTTPS_STARTS_SHOAL),
         (["--https", "--peer", "websockets-relay", "--protocol", "broadcast"], HTTPS_STARTS_SHOAL),
     ],
@@ -77,12 +69,3 @@ def test_tls_settings_that_cannot_work_are_refused_before_anything_starts(args: 
     run = run_script("fanout.py", *args, timeout=30)
     assert run.returncode != 0 and message in run.stderr, run.stderr
     assert run.stdout == ""
-
-
-def test_shoal_bench_refuses_tls_with_the_c_loader_before_anything_starts(tmp_path: Path) -> None:
-    source = str(Path(__file__).parents[1] / "src")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-m", "shoal", "bench", "--https", "--loader", "c", "--output-dir", str(tmp_path)]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=30, env=env, check=False)
-    assert run.returncode != 0 and NO_TLS_IN_C in run.stderr, run.stderr
-    assert not (tmp_path / "bench.json").exists()

@@ -3,8 +3,10 @@
 It checks that the C loader, built on the spot, connects its clients, streams their poses and counts what
 the others receive as `shoal.bench.loader` does, in each of its protocols (binary, JSON, and the ws-broadcast
 dialect, against Shoal and against a peer relay, and Colyseus 0.16's against the Colyseus peer): a whole
-`bench/fanout.py` run reports every pose delivered without loss, and one C loader and one Python loader side
-by side answer with results of the same shape and see the same poses. Scripted servers check the WebSocket
+`bench/fanout.py` run reports every pose delivered without loss (over TLS too, against Shoal started with
+`--https`, where loader.c is built with OpenSSL), and one C loader and one Python loader side by side answer with
+results of the same shape and see the same poses. A certificate it cannot verify fails its run, and a build without
+TLS is refused any run over TLS. Scripted servers check the WebSocket
 details, the JSON scanner (keys of other sections that look like a pose's, frames split across reads,
 malformed messages) and Colyseus's seat request, join and framing (answers chunked or of a Content-Length,
 poses split across reads, errors, every message read as the Python loader reads it). It asserts no speed;
@@ -15,34 +17,43 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import json
+import os
 import random
 import re
 import shutil
 import struct
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from itertools import cycle
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import psutil
 import pytest
 
+from shoal.bench import fanout
 from shoal.bench.fanout import (
     LATENCY_BIN_MS,
     BenchError,
     Loader,
     LoaderProgram,
+    Target,
     count_losses,
     loader_program,
     measure_idle_connections,
     native_order,
     peer_command,
     plan_clients,
+    run_benchmark,
     started_server,
 )
 from shoal.bench.loader import (
@@ -62,6 +73,7 @@ from shoal.bench.loader import (
 from shoal.protocol import binary as wire
 from shoal.protocol.codec import JSON
 from shoal.protocol.messages import IDENTITY, Entity, MemberJoints, MemberPose, Tick, Transform
+from shoal.tls import self_signed_certificate, server_context
 from support.bench import report_of
 
 RUN_TIMEOUT_S = 90
@@ -77,19 +89,41 @@ def native(require: Callable[[bool, str], None]) -> Iterator[LoaderProgram]:
         yield program
 
 
+@functools.cache
+def _openssl_builds() -> bool:
+    """Whether the C compiler finds OpenSSL's headers and libraries (Debian: libssl-dev), so that loader.c should
+    build with TLS: asked of a program of its own, so that a build of loader.c that fails is not taken for this."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return False
+    program = "#include <openssl/ssl.h>\nint main(void) { return OPENSSL_init_ssl(0, NULL) != 1; }\n"
+    with tempfile.TemporaryDirectory() as scratch:
+        command = [compiler, "-x", "c", "-o", os.path.join(scratch, "probe"), "-", "-lssl", "-lcrypto"]
+        return subprocess.run(command, input=program, capture_output=True, text=True, check=False).returncode == 0
+
+
+def _require_tls(native: LoaderProgram, require: Callable[[bool, str], None]) -> None:
+    """Skip the test without OpenSSL's headers (failed under CI=true); with them, loader.c must have built with TLS."""
+    require(_openssl_builds(), "cc finds no OpenSSL headers and libraries (Debian: libssl-dev): loader.c has no TLS")
+    assert native.tls, "OpenSSL builds, but fanout's build of loader.c with TLS failed"
+
+
 @pytest.mark.parametrize(
-    ("protocol", "peer"),
+    ("protocol", "peer", "https"),
     [
-        ("binary", None),
-        ("json", None),
-        ("broadcast", None),
-        ("broadcast", "websockets-relay"),
-        ("colyseus", "colyseus"),
+        ("binary", None, False),
+        ("json", None, False),
+        ("broadcast", None, False),
+        ("broadcast", "websockets-relay", False),
+        ("colyseus", "colyseus", False),
+        ("binary", None, True),
+        ("json", None, True),
     ],
 )
 def test_a_tiny_run_with_the_c_loader_delivers_every_pose_without_loss(
-    native: LoaderProgram, require: Callable[[bool, str], None], protocol: str, peer: str | None
+    native: LoaderProgram, require: Callable[[bool, str], None], protocol: str, peer: str | None, https: bool
 ) -> None:
+    """`https`: over TLS (wss://), Shoal serving its self-signed certificate, which the loaders trust."""
     args = [
         "--protocol", protocol, "--loader", "c", "--clients", str(CLIENTS), "--room-size", str(ROOM_SIZE),
         "--hz", str(HZ), "--loaders", "2", "--warmup", "1", "--duration", str(DURATION_S),
@@ -100,9 +134,13 @@ def test_a_tiny_run_with_the_c_loader_delivers_every_pose_without_loss(
         except BenchError as missing:  # no websockets library, node or `npm ci`: skipped here, failed under CI=true
             require(False, str(missing))
         args += ["--peer", peer]
+    if https:
+        _require_tls(native, require)
+        args.append("--https")
     report = report_of("fanout.py", *args, timeout=RUN_TIMEOUT_S)
     params = report["params"]
     assert (params["loader"], params["protocol"], params["server"]) == ("c", protocol, peer or "shoal")
+    assert params["tls"] is https and params["server_url"].startswith("https://" if https else "http://")
     expected = CLIENTS * HZ * (ROOM_SIZE - 1) * DURATION_S  # every pose to the other members of its room
     ticks = protocol in ("binary", "json")  # a relay sends every pose on at once: nothing coalesces
     assert (0.85 if ticks else 0.9) <= report["deliveries"] / expected <= 1.05, report  # ticks: send jitter
@@ -201,6 +239,11 @@ def test_the_plan_tells_the_c_loader_its_protocol_and_where_to_connect() -> None
     assert native_order({"start": 1.5, "end": 2.5}) == b"start 1.5 2.5\n"
     colyseus = native_order({**plan, "protocol": "colyseus"}).decode().splitlines()
     assert "protocol=colyseus path=/matchmake/joinOrCreate/relay " in colyseus[0] and colyseus[1:] == lines["json"][1:]
+    assert "tls" not in lines["binary"][0] and "ca_file" not in lines["binary"][0]
+    secure = {**plan, "protocol": "json", "url": "wss://shoal.example/ws", "ca_file": "/tmp/a dir%/cert.pem"}
+    settings = dict(item.split("=") for item in native_order(secure).decode().splitlines()[0].split())
+    assert (settings["host"], settings["port"], settings["tls"]) == ("shoal.example", "443", "1")
+    assert settings["ca_file"] == "/tmp/a%20dir%25/cert.pem"  # a plan line splits at spaces: loader.c unescapes it
 
     with pytest.raises(BenchError, match="speaks json, binary, broadcast, colyseus, not 'msgpack'"):
         native_order({**plan, "protocol": "msgpack"})
@@ -301,13 +344,23 @@ def _switching(headers: bytes) -> bytes:
 
 
 async def _start_native(
-    native: LoaderProgram, port: int, protocol: str, clients: int = 1, stderr: int | None = None
+    native: LoaderProgram,
+    port: int,
+    protocol: str,
+    clients: int = 1,
+    stderr: int | None = None,
+    url: str | None = None,
+    ca_file: Path | None = None,
 ) -> asyncio.subprocess.Process:
-    """The C loader, given its plan: `clients` clients in one room of the scripted server on `port`."""
+    """The C loader, given its plan: `clients` clients in one room of the scripted server on `port` (or at `url`,
+    trusting `ca_file` too over TLS)."""
     plan = {
-        "url": f"ws://127.0.0.1:{port}/ws", "protocol": protocol, "clients": [[i, "room", 0.0] for i in range(clients)],
+        "url": url or f"ws://127.0.0.1:{port}/ws", "protocol": protocol,
+        "clients": [[i, "room", 0.0] for i in range(clients)],
         "ready_timeout": 5.0, "hz": 20.0, "drain": 0.5, "latency_bin_ms": LATENCY_BIN_MS,
     }  # fmt: skip
+    if ca_file:
+        plan["ca_file"] = str(ca_file)
     assert native.executable is not None
     loader = await asyncio.create_subprocess_exec(
         str(native.executable), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr
@@ -840,3 +893,114 @@ async def test_the_c_loader_fails_when_colyseus_refuses_the_seat_or_the_join(
     run = await _upgrades(native, 1, _accept_header, "colyseus", seat_answer, greeting)
     assert run.ready is None and run.exit_code == 1
     assert run.stderr == f"loader.c: client 0: {refusal}\n"
+
+
+# ---- TLS (wss://): certificates it cannot verify, builds without OpenSSL -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("names", "host", "trusted", "verdict"),
+    [
+        (["127.0.0.1"], "127.0.0.1", False, "self-?signed certificate"),
+        (["localhost"], "127.0.0.1", True, "IP address mismatch"),
+        (["other.example"], "localhost", True, "hostname mismatch"),
+    ],
+    ids=["untrusted", "another address", "another name"],
+)
+async def test_the_c_loader_fails_on_a_certificate_it_cannot_verify(
+    native: LoaderProgram,
+    require: Callable[[bool, str], None],
+    tmp_path: Path,
+    names: list[str],
+    host: str,
+    trusted: bool,
+    verdict: str,
+) -> None:
+    """As on a refused upgrade: exit code 1 before `ready`, and on stderr the verification's verdict and OpenSSL's
+    reason, for a self-signed certificate it was not told to trust (no ca_file), and for one it trusts (its ca_file
+    loaded: a path with a space and a %) that names another IP address, or another host name than the one it
+    connects to (`localhost`, by name and SNI)."""
+    _require_tls(native, require)
+    cert_file, key_file = self_signed_certificate(tmp_path / "a dir %", names)  # its path escaped in the plan
+    server = await asyncio.start_server(
+        lambda _reader, writer: writer.close(), "127.0.0.1", 0, ssl=server_context(cert_file, key_file)
+    )
+    port = server.sockets[0].getsockname()[1]
+    url = f"wss://{host}:{port}/ws"
+    loader = await _start_native(
+        native, port, "binary", stderr=asyncio.subprocess.PIPE, url=url, ca_file=cert_file if trusted else None
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(loader.communicate(), 10)
+    finally:
+        if loader.returncode is None:
+            loader.kill()
+        await loader.wait()
+        server.close()
+    assert loader.returncode == 1 and stdout == b""
+    assert re.fullmatch(
+        rf"loader\.c: client 0: the TLS handshake with {host}:{port}: certificate verification failed: {verdict} "
+        r"\(error:[0-9A-F]+:SSL routines:[^)]*certificate verify failed\)\n",
+        stderr.decode(),
+    ), stderr
+
+
+def test_fanouts_build_of_the_c_loader_speaks_tls_where_openssl_builds(native: LoaderProgram) -> None:
+    """fanout builds loader.c with OpenSSL where the compiler finds it (else without), and records which it built."""
+    assert native.kind == "c" and native.tls is _openssl_builds() and native.speaks_tls is native.tls
+    assert LoaderProgram().speaks_tls  # the Python loader's aiohttp always does
+
+
+def test_a_c_loader_built_without_tls_is_refused_any_run_over_tls(
+    require: Callable[[bool, str], None], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Where OpenSSL does not build (here a library of the TLS build's that does not exist), loader.c is built
+    without TLS, and a run over TLS is refused with how to get it: by `loader_program` (which `bench/fanout.py`
+    and `shoal bench` ask before they start a server), by `run_benchmark` before any loader starts, and by the
+    program itself."""
+    require(shutil.which("cc") is not None or shutil.which("gcc") is not None, "no C compiler (cc or gcc)")
+    monkeypatch.setattr(fanout, "NATIVE_LOADER_TLS_BUILD", (["-DSHOAL_LOADER_TLS"], ["-lshoal-no-such-library"]))
+    install = r"install OpenSSL's headers \(Debian: libssl-dev\), or use --loader python"
+    with pytest.raises(BenchError, match=install), loader_program("c", ["binary"], tls=True):
+        pass
+    from shoal.bench.sweep import SweepSettings, run_sweep
+
+    with pytest.raises(BenchError, match=install):
+        run_sweep(SweepSettings(clients=(2,), loader="c", https=True), tmp_path / "sweep", show_progress=False)
+    assert not (tmp_path / "sweep" / "bench.json").exists()
+
+    with loader_program("c", ["binary"]) as program:
+        assert (program.kind, program.tls, program.speaks_tls) == ("c", False, False)
+        target = Target("https://127.0.0.1:9", "wss://127.0.0.1:9/ws", None, ca_file=str(tmp_path / "cert.pem"))
+        with pytest.raises(BenchError, match=install):
+            run_benchmark(
+                target, clients=2, room_size=2, hz=HZ, loaders=1, warmup=0.0, duration=1.0, drain=0.2, tick_rate=None,
+                protocol="binary", on_phase=lambda _name, _seconds: None, program=program,
+            )  # fmt: skip
+        plan = {"url": target.ws_url, "protocol": "binary", "clients": [[0, "room", 0.0]], "ca_file": target.ca_file}
+        assert program.executable is not None
+        run = subprocess.run([program.executable], input=native_order(plan), capture_output=True, timeout=10)
+    assert run.returncode == 1 and run.stdout == b""
+    assert run.stderr.decode() == (
+        "loader.c: this build speaks no TLS (built without -DSHOAL_LOADER_TLS): it cannot connect to "
+        "wss://127.0.0.1:9; build it with OpenSSL's headers installed (Debian: libssl-dev), or use --loader python\n"
+    )
+
+
+def test_shoal_bench_measures_over_tls_with_the_c_loader(
+    native: LoaderProgram, require: Callable[[bool, str], None], tmp_path: Path
+) -> None:
+    """`shoal bench --https --loader c`: a one-point sweep over wss://, without loss."""
+    _require_tls(native, require)
+    command = [
+        sys.executable, "-m", "shoal", "bench", "--https", "--loader", "c", "--clients", "6", "--room-size", "3",
+        "--protocol", "binary", "--loaders", "1", "--warmup", "0.5", "--duration", "1.5", "--drain", "0.5",
+        "--output-dir", str(tmp_path), "--no-progress",
+    ]  # fmt: skip
+    source = str(Path(__file__).parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
+    run = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    (point,) = json.loads((tmp_path / "bench.json").read_text())["points"]
+    assert point["params"]["tls"] is True and point["params"]["loader"] == "c", point
+    assert point["deliveries"] > 0 and point["loss"]["lost"] == 0 and point["errors"] == [], point

@@ -75,7 +75,8 @@ def _raise_on_sigterm(signum: int, frame: Any) -> None:
 @click.option(
     "--https",
     is_flag=True,
-    help="Start the server with --https (self-signed) and connect over TLS, as headsets must. Python loaders only.",
+    help="Start the server with --https (self-signed) and connect over TLS, as headsets must. With --loader c, "
+    "loader.c is built with OpenSSL (Debian: libssl-dev).",
 )
 @click.option("--no-progress", is_flag=True, help="Print one line per phase instead of a progress bar.")
 def bench(output_dir: Path, no_progress: bool, protocols: tuple[str, ...], **settings: Any) -> None:

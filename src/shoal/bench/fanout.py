@@ -17,7 +17,8 @@ With `--loader c` the loaders are `loader.c`, built with the machine's C compile
 and counts in every protocol for less CPU (the Python loader spends about as much per client as the server
 does; loader.c about a seventh of that with binary ticks, under half with JSON ticks, and about 70 % with
 the ws-broadcast dialect's one message per pose, where the kernel's share dominates), so that on a small
-machine the server keeps the cores it needs.
+machine the server keeps the cores it needs. It speaks TLS (`--https`, an https:// server) when built with
+OpenSSL 3, which `loader_program` tries first (Debian: libssl-dev); a build without it is refused TLS runs.
 
 With `--peer ws-broadcast` (Decentraland's relay on Node `ws` 7.3.1; needs `node` and `npm ci`),
 `--peer websockets-relay` (a plain relay on the `websockets` library's `broadcast()`) or `--peer colyseus`
@@ -307,17 +308,24 @@ def is_tls_url(url: str) -> bool:
     return urlsplit(url).scheme in ("https", "wss")
 
 
-NO_TLS_IN_C_LOADER = "--loader c speaks no TLS: measure over TLS (--https, an https:// server) with --loader python"
+NO_TLS_IN_C_LOADER = (
+    "--loader c was built without TLS (its build with OpenSSL failed): to measure over TLS (--https, an https:// "
+    "server) with it, install OpenSSL's headers (Debian: libssl-dev), or use --loader python"
+)
 
 
-def refuse_unusable_tls(https: bool, server_url: str | None, loader: str, peer: str | None = None) -> None:
+def runs_over_tls(https: bool, server_url: str | None) -> bool:
+    """Whether a benchmark's runs go over TLS: `https` (Shoal started with its self-signed certificate), or an
+    https:// or wss:// `server_url`."""
+    return https or is_tls_url(server_url or "")
+
+
+def refuse_unusable_tls(https: bool, server_url: str | None, peer: str | None = None) -> None:
     """BenchError, before anything starts, for TLS settings that cannot work: `https` (start Shoal with its
-    self-signed certificate) beside a running server or a peer, and loader.c (`loader` "c") for any run over
-    TLS (`https`, or an https:// or wss:// `server_url`)."""
+    self-signed certificate) beside a running server or a peer. Whether the loaders speak TLS is known once
+    they are built: `loader_program` refuses a loader.c built without it."""
     if https and (peer or server_url):
         raise BenchError("--https starts Shoal with its own certificate: leave out --peer and --server-url")
-    if loader == "c" and (https or is_tls_url(server_url or "")):
-        raise BenchError(NO_TLS_IN_C_LOADER)
 
 
 def child_environment() -> dict[str, str]:
@@ -477,23 +485,27 @@ def native_order(message: dict[str, Any]) -> bytes:
     comment at its top): the plan as a line of settings (the protocol among them) and one line per client,
     with its binary pose frame in the binary protocol. For `broadcast` the path is the one the Python loader
     connects to (`/broadcast/` beside `/ws`), without the room, which loader.c appends per client; for
-    `colyseus` it is where both loaders reserve their seats (`COLYSEUS_MATCHMAKE_PATH`)."""
+    `colyseus` it is where both loaders reserve their seats (`COLYSEUS_MATCHMAKE_PATH`). A wss:// URL adds `tls=1`
+    and the plan's `ca_file`, which loader.c trusts beside the system's certificates (as the Python loader does)."""
     if "start" in message:
         return f"start {float(message['start'])!r} {float(message['end'])!r}\n".encode()
     protocol = message["protocol"]
     if protocol not in PROTOCOLS:
         raise BenchError(f"the C loader speaks {', '.join(PROTOCOLS)}, not {protocol!r}")
     url = urlsplit(message["url"])
-    if url.scheme != "ws" or not url.hostname:
-        raise BenchError(f"the C loader connects to ws:// URLs only, not {message['url']}")
+    if url.scheme not in ("ws", "wss") or not url.hostname:
+        raise BenchError(f"the C loader connects to ws:// and wss:// URLs only, not {message['url']}")
+    tls = url.scheme == "wss"
     path = url.path or "/"
     if protocol == "broadcast":  # as shoal.bench.loader.connect builds it
         path = urlsplit(message["url"].rsplit("/ws", 1)[0] + "/broadcast/").path
     elif protocol == "colyseus":
         path = COLYSEUS_MATCHMAKE_PATH
-    settings = {"host": url.hostname, "port": url.port or 80, "protocol": protocol, "path": path}
+    settings = {"host": url.hostname, "port": url.port or (443 if tls else 80), "protocol": protocol, "path": path}
     settings |= {key: message[key] for key in ("hz", "drain", "latency_bin_ms", "ready_timeout") if key in message}
     settings |= {"idle": int(bool(message.get("idle"))), "clients": len(message["clients"])}
+    if tls:  # the CA file's path %XX-escaped, as the settings are split at spaces
+        settings |= {"tls": 1} | ({"ca_file": quote(message["ca_file"])} if message.get("ca_file") else {})
     lines = [" ".join(f"{key}={value}" for key, value in settings.items())]
     for index, room, z in message["clients"]:
         if not room or any(character.isspace() for character in room):
@@ -511,6 +523,13 @@ class LoaderProgram:
 
     kind: str = "python"
     executable: Path | None = None
+    tls: bool = False
+    """For `c`: whether this build speaks TLS (built with OpenSSL: `NATIVE_LOADER_TLS_BUILD`)."""
+
+    @property
+    def speaks_tls(self) -> bool:
+        """Whether its clients can reach a wss:// server: the Python loader's always can, loader.c's if built so."""
+        return self.kind == "python" or self.tls
 
     def start(self, plan: dict[str, Any]) -> Loader:
         if self.executable is None:
@@ -518,11 +537,16 @@ class LoaderProgram:
         return NativeLoader(plan, [str(self.executable)])
 
 
+NATIVE_LOADER_TLS_BUILD = (["-DSHOAL_LOADER_TLS"], ["-lssl", "-lcrypto"])
+"""What a build of loader.c that speaks TLS adds: the define before the source, OpenSSL's libraries after it."""
+
+
 @contextlib.contextmanager
-def loader_program(kind: str, protocols: Iterable[str]) -> Iterator[LoaderProgram]:
+def loader_program(kind: str, protocols: Iterable[str], tls: bool = False) -> Iterator[LoaderProgram]:
     """The load generator of `kind` (one of `LOADERS`) for runs in `protocols` (any of `PROTOCOLS`: both
-    loaders speak them all, with the same semantics). `c` builds loader.c with the machine's `cc` or `gcc`
-    into a temporary directory, removed on exit; BenchError, before anything starts, without a compiler."""
+    loaders speak them all, with the same semantics), over TLS if `tls`. `c` builds loader.c with the machine's
+    `cc` or `gcc` into a temporary directory, removed on exit: with TLS (OpenSSL) if that builds, else without.
+    BenchError, before anything starts, without a compiler, or for `tls` with a build without TLS."""
     unknown = sorted(set(protocols) - set(PROTOCOLS))
     if unknown:
         raise BenchError(f"no loader speaks {', '.join(unknown)}: the protocols are {', '.join(PROTOCOLS)}")
@@ -534,11 +558,26 @@ def loader_program(kind: str, protocols: Iterable[str]) -> Iterator[LoaderProgra
         raise BenchError("--loader c needs a C compiler (cc or gcc) on PATH; without one, use --loader python")
     with tempfile.TemporaryDirectory(prefix="shoal-loader-") as scratch:
         executable = Path(scratch) / "loader"
-        command = [compiler, "-O2", "-o", str(executable), str(NATIVE_LOADER_SOURCE), "-lm"]
-        build = subprocess.run(command, capture_output=True, text=True, check=False)
+        flags, libraries = NATIVE_LOADER_TLS_BUILD
+        with_tls = _build_native_loader(compiler, executable, flags, libraries)
+        if with_tls.returncode == 0:
+            yield LoaderProgram("c", executable, tls=True)
+            return
+        build = _build_native_loader(compiler, executable, [], [])
         if build.returncode != 0:
             raise BenchError(f"{compiler} could not build {NATIVE_LOADER_SOURCE}:\n{build.stderr}")
+        if tls:
+            why = next((line for line in with_tls.stderr.splitlines() if "error" in line), with_tls.stderr.strip())
+            raise BenchError(f"{NO_TLS_IN_C_LOADER} ({compiler} said: {why})")
         yield LoaderProgram("c", executable)
+
+
+def _build_native_loader(
+    compiler: str, executable: Path, flags: list[str], libraries: list[str]
+) -> subprocess.CompletedProcess[str]:
+    """Compile loader.c into `executable` with `flags` and link it with `libraries` and libm."""
+    command = [compiler, "-O2", *flags, "-o", str(executable), str(NATIVE_LOADER_SOURCE), *libraries, "-lm"]
+    return subprocess.run(command, capture_output=True, text=True, check=False)
 
 
 def loader_option(default: str, text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -550,7 +589,7 @@ https_option = click.option(
     "--https",
     is_flag=True,
     help="Start the server with --https (a self-signed certificate) and connect over TLS: what headsets cost, since "
-    "WebXR needs a secure page. Python loaders only.",
+    "WebXR needs a secure page. With --loader c, loader.c is built with OpenSSL (Debian: libssl-dev).",
 )
 """The `--https` flag of a benchmark command that starts Shoal (see `started_server`)."""
 
@@ -763,8 +802,8 @@ def _start_loaders(
 ) -> None:
     """Start one `program` process per plan (appending each to `started`, so the caller can stop them all
     even if a later one fails) and wait until every one reports its clients ready. BenchError, before any
-    starts, for loader.c against a wss:// server: it speaks no TLS."""
-    if program.kind == "c" and is_tls_url(target.ws_url):
+    starts, for a loader.c built without TLS against a wss:// server."""
+    if not program.speaks_tls and is_tls_url(target.ws_url):
         raise BenchError(NO_TLS_IN_C_LOADER)
     for plan in plans:
         message = {"url": target.ws_url, "protocol": protocol, "clients": plan, "ready_timeout": ready_timeout}
@@ -1007,7 +1046,7 @@ def main(
     refuse_foreign_protocol(peer, protocol)
     if peer and server_url:
         raise BenchError("--peer starts its own server: leave out --server-url")
-    refuse_unusable_tls(https, server_url, loader, peer)
+    refuse_unusable_tls(https, server_url, peer)
     if peer and interest_radius:
         raise BenchError(f"--peer {peer} has no interest management: leave out --interest-radius")
     loaders = min(loaders, clients)
@@ -1015,7 +1054,7 @@ def main(
         clients=clients, room_size=room_size, hz=hz, loaders=loaders, warmup=warmup, duration=duration, drain=drain,
         protocol=protocol, spread=spread, interest_radius=interest_radius,
     )  # fmt: skip
-    with loader_program(loader, [protocol]) as program:
+    with loader_program(loader, [protocol], runs_over_tls(https, server_url)) as program:
         if server_url:
             report = run_benchmark(running_server(server_url, server_pid), tick_rate=None, program=program, **options)
         elif peer:

@@ -1,6 +1,10 @@
 /* A native load generator of the fan-out benchmark: `shoal.bench.loader`, in C, for its four protocols.
  *
- * Built and started by src/shoal/bench/fanout.py (`--loader c`): cc -O2 -o loader loader.c -lm
+ * Built and started by src/shoal/bench/fanout.py (`--loader c`), with TLS (wss://) where OpenSSL 3's headers are
+ * installed, else without:
+ *
+ *   cc -O2 -DSHOAL_LOADER_TLS -o loader loader.c -lssl -lcrypto -lm
+ *   cc -O2 -o loader loader.c -lm
  *
  * A Python loader costs about as much CPU per client as the server does, so on a small machine the loaders
  * would take the cores the server needs. This one does the same work in one epoll loop. It speaks to the
@@ -8,8 +12,10 @@
  * translates the JSON plan, so no general JSON parser is needed here):
  *
  *   host=127.0.0.1 port=8000 protocol=binary path=/ws hz=20 drain=1 latency_bin_ms=0.01 ready_timeout=20 idle=0
- *       clients=N          the settings, on one line; for `broadcast`, `path` is the prefix of each client's room,
- *                          for `colyseus` the route of its seat requests (loader.py's COLYSEUS_MATCHMAKE_PATH)
+ *       clients=N [tls=1 [ca_file=PATH]]
+ *                          the settings, on one line; for `broadcast`, `path` is the prefix of each client's room,
+ *                          for `colyseus` the route of its seat requests (loader.py's COLYSEUS_MATCHMAKE_PATH);
+ *                          `tls=1` for wss://, trusting the PEM certificates of `ca_file` (%XX-escaped) too
  *   INDEX ROOM Z [POSE_HEX]  one line per client; binary only: POSE_HEX, its pose frame, patched before each send
  *   start START END        once everyone is ready: the window, in wall-clock seconds
  *
@@ -36,6 +42,11 @@
  *              and ROOM_DATA_BYTES (17), and reports any other code as unreadable. Only the msgpack it meets is read:
  *              string headers (fixstr, str 8/16/32) and, for an ERROR's code, unsigned integers (fixint, uint
  *              8/16/32); a message's type and an error's fields come little-endian, as @colyseus/schema writes them.
+ *
+ * Over TLS (`tls=1`, a build with SHOAL_LOADER_TLS) each connection, once its TCP connect completes, runs a TLS
+ * handshake in the same epoll loop before its first request; the server's certificate must be trusted (the default
+ * trust store, and `ca_file`) and name `host` (an IP address, or a name, which is also sent as SNI). A failed
+ * handshake ends the process as a refused upgrade does, with OpenSSL's reasons. A build without TLS refuses `tls=1`.
  *
  * A 101 answer to the upgrade must carry, once, the Sec-WebSocket-Accept of the client's key (RFC 6455 4.1:
  * base64 of the SHA-1 of the key and the protocol's GUID, both written out here, so that `cc` alone builds
@@ -67,6 +78,13 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifdef SHOAL_LOADER_TLS
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+#endif
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the binary protocol is little-endian, and this program copies numbers as the host lays them out"
@@ -126,7 +144,7 @@
 #define SEAT_ANSWER_MAX 16384 /* bytes of the answer to a seat request, head and body */
 
 enum protocol { BINARY, JSON, BROADCAST, COLYSEUS };
-enum state { CONNECTING, MATCHMAKING, UPGRADING, GREETING, JOINING, READY, CLOSED };
+enum state { CONNECTING, HANDSHAKING, MATCHMAKING, UPGRADING, GREETING, JOINING, READY, CLOSED };
 
 typedef struct {
     uint32_t id;
@@ -136,6 +154,9 @@ typedef struct {
 
 typedef struct {
     int fd;
+#ifdef SHOAL_LOADER_TLS
+    SSL *ssl; /* over TLS: the connection's session; NULL on ws:// */
+#endif
     enum state state;
     int index;
     char room[128];
@@ -152,6 +173,7 @@ typedef struct {
     uint8_t *out;
     size_t out_len, out_sent, out_cap;
     int polling_out;
+    int read_waits_out, write_waits_in; /* TLS: a read must first write (renegotiation), a write must first read */
     int closing; /* we sent the close: what follows is not reported */
     double next_at;
     long seq, first_seq, last_seq; /* first and last in the window: 0 for none */
@@ -174,7 +196,8 @@ static struct {
     char host[256], port[16], path[512];
     enum protocol protocol;
     double hz, drain, bin_ms, ready_timeout;
-    int idle, count;
+    int idle, count, tls;
+    char ca_file[4096];
 } plan = {.path = "/ws", .protocol = BINARY, .hz = 20.0, .drain = 1.0, .bin_ms = 0.01, .ready_timeout = 30.0};
 
 static Client *clients;
@@ -400,6 +423,23 @@ static void consume_stdin_line(void) {
     stdin_line_len = 0;
 }
 
+static int hex_digit(char c);
+
+/* A setting's `value`, its %XX escapes undone, into `out` (fanout.py escapes a path: a plan line splits at spaces). */
+static void unescape(const char *name, const char *value, char *out, size_t size) {
+    if (strlen(value) >= size) fail("the setting %s is longer than %zu bytes", name, size - 1);
+    size_t n = 0;
+    for (const char *p = value; *p; n++) {
+        if (p[0] == '%' && hex_digit(p[1]) >= 0 && hex_digit(p[2]) >= 0) {
+            out[n] = (char)(hex_digit(p[1]) << 4 | hex_digit(p[2]));
+            p += 3;
+        } else {
+            out[n] = *p++;
+        }
+    }
+    out[n] = 0;
+}
+
 static enum protocol protocol_named(const char *name) {
     if (!strcmp(name, "binary")) return BINARY;
     if (!strcmp(name, "json")) return JSON;
@@ -424,6 +464,8 @@ static void read_settings(char *line) {
         else if (!strcmp(token, "ready_timeout")) plan.ready_timeout = atof(value);
         else if (!strcmp(token, "idle")) plan.idle = atoi(value);
         else if (!strcmp(token, "clients")) plan.count = atoi(value);
+        else if (!strcmp(token, "tls")) plan.tls = atoi(value);
+        else if (!strcmp(token, "ca_file")) unescape(token, value, plan.ca_file, sizeof plan.ca_file);
         else fail("unknown setting %s", token);
     }
     if (!plan.host[0] || !plan.port[0] || plan.count <= 0 || plan.hz <= 0 || plan.bin_ms <= 0)
@@ -517,6 +559,86 @@ static void accept_of(const char key[25], char accept[29]) {
     base64(digest, sizeof digest, accept);
 }
 
+/* ---- TLS (OpenSSL 3, in a build with SHOAL_LOADER_TLS) -------------------------------------------------------- */
+
+#ifdef SHOAL_LOADER_TLS
+static SSL_CTX *tls_context; /* one for every connection; NULL on ws:// */
+static int host_is_address;  /* plan.host is an IP literal: checked against the certificate's addresses, no SNI */
+
+/* OpenSSL's queued errors as ERR_error_string_n words them, joined by "; " into `out` (empty if none). The queue is
+ * left empty: SSL_get_error reads it, so an error left behind would be taken for the next call's. */
+static void tls_reasons(char *out, size_t size) {
+    size_t len = 0;
+    out[0] = 0;
+    for (unsigned long code; (code = ERR_get_error()) != 0;) {
+        if (len && len + 2 < size) len += (size_t)snprintf(out + len, size - len, "; ");
+        if (len + 1 < size) {
+            ERR_error_string_n(code, out + len, size - len);
+            len += strlen(out + len);
+        }
+    }
+}
+
+/* End the run on a TLS failure of a client that has not joined (`what` failed; `error` is SSL_get_error's verdict),
+ * as on a refused upgrade: with OpenSSL's reasons and, when the server's certificate was refused, why. */
+static void tls_fail(Client *client, const char *what, int error) {
+    int system_error = errno;
+    char reasons[1024];
+    tls_reasons(reasons, sizeof reasons);
+    long verified = SSL_get_verify_result(client->ssl);
+    if (verified != X509_V_OK)
+        fail("client %d: %s with %s:%s: certificate verification failed: %s (%s)", client->index, what, plan.host,
+             plan.port, X509_verify_cert_error_string(verified), reasons);
+    if (!reasons[0] && error == SSL_ERROR_SYSCALL)
+        snprintf(reasons, sizeof reasons, "%s", system_error ? strerror(system_error) : "the connection ended");
+    else if (!reasons[0])
+        snprintf(reasons, sizeof reasons, "SSL_get_error %d", error);
+    fail("client %d: %s with %s:%s failed: %s", client->index, what, plan.host, plan.port, reasons);
+}
+
+/* The TLS context of every connection (as ssl.create_default_context, the Python loader's): TLS 1.2 or later, the
+ * server's certificate verified against the default trust store and the plan's ca_file. Writes may be partial and
+ * retried from a moved buffer (the output buffer grows by realloc); reads take what the socket has (read ahead);
+ * an end of the stream without close_notify is an end as a TCP FIN is (TLS carries WebSocket frames, whose close
+ * is their own). */
+static void tls_setup(void) {
+    char reasons[1024];
+    tls_context = SSL_CTX_new(TLS_client_method());
+    if (!tls_context) {
+        tls_reasons(reasons, sizeof reasons);
+        fail("cannot make a TLS context: %s", reasons);
+    }
+    SSL_CTX_set_min_proto_version(tls_context, TLS1_2_VERSION);
+    SSL_CTX_set_verify(tls_context, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_default_verify_paths(tls_context); /* a system without a trust store still trusts ca_file */
+    ERR_clear_error();
+    if (plan.ca_file[0] && !SSL_CTX_load_verify_locations(tls_context, plan.ca_file, NULL)) {
+        tls_reasons(reasons, sizeof reasons);
+        fail("cannot load the certificates of %s: %s", plan.ca_file, reasons);
+    }
+    SSL_CTX_set_mode(tls_context, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_read_ahead(tls_context, 1);
+    SSL_CTX_set_options(tls_context, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    unsigned char address[sizeof(struct in6_addr)];
+    host_is_address = inet_pton(AF_INET, plan.host, address) == 1 || inet_pton(AF_INET6, plan.host, address) == 1;
+}
+
+/* A TLS session on the client's new socket, to verify that the certificate names plan.host: an IP address among its
+ * addresses, or a name among its names (sent as SNI too, which an address must not be). */
+static void tls_attach(Client *client) {
+    client->ssl = SSL_new(tls_context);
+    if (!client->ssl || !SSL_set_fd(client->ssl, client->fd)) {
+        char reasons[1024];
+        tls_reasons(reasons, sizeof reasons);
+        fail("client %d: cannot make a TLS session: %s", client->index, reasons);
+    }
+    int named = host_is_address
+                    ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(client->ssl), plan.host)
+                    : SSL_set_tlsext_host_name(client->ssl, plan.host) && SSL_set1_host(client->ssl, plan.host);
+    if (!named) fail("client %d: cannot ask the server's certificate to name %s", client->index, plan.host);
+}
+#endif
+
 /* ---- sockets ---------------------------------------------------------------------------------------------------- */
 
 static void watch(Client *client, int out) {
@@ -525,31 +647,130 @@ static void watch(Client *client, int out) {
     client->polling_out = out;
 }
 
+/* Drive a TLS client's handshake, once its socket is connected: 1 when done (at once on ws://), 0 while it waits for
+ * the server (EPOLLIN, always watched) or for room to write (EPOLLOUT, watched meanwhile); a failure ends the run. */
+static int handshake(Client *client) {
+#ifdef SHOAL_LOADER_TLS
+    if (!client->ssl) return 1;
+    errno = 0;
+    int result = SSL_connect(client->ssl);
+    if (result == 1) return 1;
+    int error = SSL_get_error(client->ssl, result);
+    if (error != SSL_ERROR_WANT_READ && error != SSL_ERROR_WANT_WRITE) tls_fail(client, "the TLS handshake", error);
+    int out = error == SSL_ERROR_WANT_WRITE;
+    if (out != client->polling_out) watch(client, out);
+    return 0;
+#else
+    (void)client;
+    return 1;
+#endif
+}
+
+/* Send what the connection takes of `len` bytes: the count sent; 0 if it takes none now (a TLS write that must first
+ * read sets write_waits_in); -1 if the connection broke (a TLS failure before the client joined ends the run). */
+static ssize_t send_some(Client *client, const uint8_t *data, size_t len) {
+#ifdef SHOAL_LOADER_TLS
+    if (client->ssl) {
+        size_t sent;
+        if (SSL_write_ex(client->ssl, data, len, &sent)) {
+            client->write_waits_in = 0;
+            return (ssize_t)sent;
+        }
+        int error = SSL_get_error(client->ssl, 0);
+        client->write_waits_in = error == SSL_ERROR_WANT_READ;
+        if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) return 0;
+        if (client->state != READY) tls_fail(client, "a TLS write", error);
+        ERR_clear_error();
+        return -1;
+    }
+#endif
+    for (;;) {
+        ssize_t sent = send(client->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (sent >= 0) return sent;
+        if (errno != EINTR) return errno == EAGAIN ? 0 : -1;
+    }
+}
+
+/* Read what the connection has into `data`, at most `len` bytes: the count read; 0 at the end of the stream (a FIN,
+ * or TLS's close_notify); -1 with errno EAGAIN if nothing came yet (a TLS read that must first write sets
+ * read_waits_out and watches EPOLLOUT); -1 with another errno if the connection broke (a TLS failure before the
+ * client joined ends the run). */
+static ssize_t receive_some(Client *client, uint8_t *data, size_t len) {
+#ifdef SHOAL_LOADER_TLS
+    if (client->ssl) {
+        size_t got;
+        if (SSL_read_ex(client->ssl, data, len, &got)) {
+            client->read_waits_out = 0;
+            return (ssize_t)got;
+        }
+        int error = SSL_get_error(client->ssl, 0);
+        client->read_waits_out = error == SSL_ERROR_WANT_WRITE;
+        if (error == SSL_ERROR_ZERO_RETURN) return 0;
+        if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) {
+            if (client->read_waits_out && !client->polling_out) watch(client, 1);
+            errno = EAGAIN;
+            return -1;
+        }
+        if (client->state != READY) tls_fail(client, "a TLS read", error);
+        ERR_clear_error();
+        errno = EPROTO;
+        return -1;
+    }
+#endif
+    return recv(client->fd, data, len, 0);
+}
+
+/* Whether OpenSSL holds bytes of the client's connection that it read from the socket (read ahead) or decrypted but
+ * did not return yet: epoll cannot report them, so they are read at once. */
+static int input_held(const Client *client) {
+#ifdef SHOAL_LOADER_TLS
+    return client->ssl && SSL_has_pending(client->ssl);
+#else
+    (void)client;
+    return 0;
+#endif
+}
+
+/* Close the client's connection, which leaves the poller with it; a TLS one first sends close_notify (best effort,
+ * and only on a sound session: never after a fatal error, which leaves the handshake unfinished). */
+static void close_connection(Client *client) {
+#ifdef SHOAL_LOADER_TLS
+    if (client->ssl) {
+        if (SSL_is_init_finished(client->ssl)) SSL_shutdown(client->ssl);
+        ERR_clear_error();
+        SSL_free(client->ssl);
+        client->ssl = NULL;
+    }
+#endif
+    close(client->fd);
+    client->fd = -1;
+}
+
 static void drop(Client *client, int close_code) {
     if (client->state == CLOSED) return;
     if (client->state != READY) fail("client %d: connection ended before it joined", client->index);
     if (!client->closing && client->close_code < 0) client->close_code = close_code;
     client->state = CLOSED;
     open_count--;
-    close(client->fd);
-    client->fd = -1;
+    close_connection(client);
 }
 
+/* Send the output buffer as far as the connection takes it; the rest waits for EPOLLOUT (or, for a TLS write that
+ * must first read, for EPOLLIN). */
 static void flush(Client *client) {
     while (client->out_sent < client->out_len) {
-        ssize_t sent = send(client->fd, client->out + client->out_sent, client->out_len - client->out_sent,
-                            MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t sent = send_some(client, client->out + client->out_sent, client->out_len - client->out_sent);
         if (sent < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN) break;
             drop(client, 1006);
             return;
         }
+        if (!sent) break;
         client->out_sent += (size_t)sent;
     }
     int pending = client->out_sent < client->out_len;
     if (!pending) client->out_len = client->out_sent = 0;
-    if (pending != client->polling_out) watch(client, pending);
+    int out = (pending && !client->write_waits_in) || client->read_waits_out;
+    if (out != client->polling_out) watch(client, out);
 }
 
 /* `len` more bytes at the end of the client's output buffer, to be filled by the caller. */
@@ -581,7 +802,7 @@ static void send_frame(Client *client, int opcode, const uint8_t *payload, size_
     memcpy(reserve(client, (size_t)(p + 4 - header)), header, (size_t)(p + 4 - header));
     uint8_t *masked = reserve(client, len);
     for (size_t i = 0; i < len; i++) masked[i] = payload[i] ^ client->mask[i & 3];
-    if (client->state != CONNECTING) flush(client); /* else once connected */
+    if (client->state != CONNECTING && client->state != HANDSHAKING) flush(client); /* else once connected */
 }
 
 /* One JSON message to the server: a text frame in the JSON protocol, a binary one behind TAG_JSON in binary. */
@@ -635,7 +856,11 @@ static void open_connection(Client *client) {
     struct epoll_event event = {.events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)(client - clients)};
     epoll_ctl(poller, EPOLL_CTL_ADD, client->fd, &event);
     client->polling_out = 1;
+    client->read_waits_out = client->write_waits_in = 0;
     client->state = CONNECTING;
+#ifdef SHOAL_LOADER_TLS
+    if (tls_context) tls_attach(client);
+#endif
     if (plan.protocol == COLYSEUS && !client->seat[0]) {
         queue_seat_request(client);
         return;
@@ -1528,7 +1753,7 @@ static void on_seat_answer(Client *client) {
     seat_id(client, body, body_end, "sessionId", session_id, sizeof session_id);
     snprintf(client->seat, sizeof client->seat, "/%s/%s?sessionId=%s", process_id, room_id, session_id);
     free(chunks.data);
-    close(client->fd); /* leaves the poller with it */
+    close_connection(client);
     client->in_len = client->out_len = client->out_sent = 0;
     open_connection(client);
 }
@@ -1584,33 +1809,38 @@ static void on_frames(Client *client, double received_at) {
     client->in_len -= offset;
 }
 
+/* Read what the connection has and handle it: the seat answer, the upgrade's response, frames. Again while OpenSSL
+ * holds input of a TLS connection (input_held), which no epoll event would announce. */
 static void on_readable(Client *client) {
-    if (client->in_cap - client->in_len < READ_CHUNK / 4) {
-        client->in_cap = client->in_cap ? 2 * client->in_cap : READ_CHUNK;
-        client->in = grow(client->in, client->in_cap);
-    }
-    ssize_t got = recv(client->fd, client->in + client->in_len, client->in_cap - client->in_len, 0);
-    double received_at = wall();
-    if (got < 0) {
-        if (errno != EAGAIN && errno != EINTR) {
-            if (client->state != READY) fail("client %d: %s", client->index, strerror(errno));
-            drop(client, 1006);
+    do {
+        if (client->in_cap - client->in_len < READ_CHUNK / 4) {
+            client->in_cap = client->in_cap ? 2 * client->in_cap : READ_CHUNK;
+            client->in = grow(client->in, client->in_cap);
         }
-        return;
-    }
-    if (got == 0) {
-        if (client->state == MATCHMAKING)
-            fail("client %d: the server closed the seat request's connection before its whole answer", client->index);
-        drop(client, 1000); /* as aiohttp reports a connection closed without a close frame */
-        return;
-    }
-    client->in_len += (size_t)got;
-    if (client->state == MATCHMAKING) {
-        on_seat_answer(client);
-        return;
-    }
-    if (client->state == UPGRADING && !on_upgrade(client)) return;
-    on_frames(client, received_at);
+        ssize_t got = receive_some(client, client->in + client->in_len, client->in_cap - client->in_len);
+        double received_at = wall();
+        if (got < 0) {
+            if (errno != EAGAIN && errno != EINTR) {
+                if (client->state != READY) fail("client %d: %s", client->index, strerror(errno));
+                drop(client, 1006);
+            }
+            return;
+        }
+        if (got == 0) {
+            if (client->state == MATCHMAKING)
+                fail("client %d: the server closed the seat request's connection before its whole answer",
+                     client->index);
+            drop(client, 1000); /* as aiohttp reports a connection closed without a close frame */
+            return;
+        }
+        client->in_len += (size_t)got;
+        if (client->state == MATCHMAKING) {
+            on_seat_answer(client); /* which opens the room's connection once the answer is whole */
+            continue;
+        }
+        if (client->state == UPGRADING && !on_upgrade(client)) continue;
+        on_frames(client, received_at);
+    } while (client->state != CLOSED && input_held(client));
 }
 
 static void on_event(Client *client, uint32_t events) {
@@ -1621,10 +1851,16 @@ static void on_event(Client *client, uint32_t events) {
         getsockopt(client->fd, SOL_SOCKET, SO_ERROR, &error, &size);
         if (error) fail("client %d: cannot connect to %s:%s: %s", client->index, plan.host, plan.port, strerror(error));
         if (!(events & EPOLLOUT)) return;
-        client->state = plan.protocol == COLYSEUS && !client->seat[0] ? MATCHMAKING : UPGRADING;
+        client->state = HANDSHAKING;
     }
-    if (events & EPOLLOUT) flush(client);
-    if (client->state != CLOSED && events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(client);
+    if (client->state == HANDSHAKING) {
+        if (!handshake(client)) return;
+        client->state = plan.protocol == COLYSEUS && !client->seat[0] ? MATCHMAKING : UPGRADING;
+        events |= EPOLLOUT; /* the first request waits in the output buffer */
+    }
+    if (events & EPOLLOUT || (events & EPOLLIN && client->write_waits_in)) flush(client);
+    if (client->state != CLOSED && (events & (EPOLLIN | EPOLLHUP | EPOLLERR) || client->read_waits_out))
+        on_readable(client);
 }
 
 /* ---- the loop ----------------------------------------------------------------------------------------------------- */
@@ -1807,7 +2043,7 @@ static void close_all(void) {
     double deadline = wall() + CLOSE_TIMEOUT_S;
     while (open_count && wall() < deadline) poll_once(deadline, 0, NULL);
     for (int i = 0; i < plan.count; i++)
-        if (clients[i].state == READY) close(clients[i].fd);
+        if (clients[i].state == READY) close_connection(&clients[i]);
 }
 
 static void emit_result(double cpu_s) {
@@ -1882,6 +2118,14 @@ int main(void) {
     if (!read_stdin_line(&line)) fail("no plan on stdin");
     read_settings(line);
     consume_stdin_line();
+#ifdef SHOAL_LOADER_TLS
+    if (plan.tls) tls_setup();
+#else
+    if (plan.tls)
+        fail("this build speaks no TLS (built without -DSHOAL_LOADER_TLS): it cannot connect to wss://%s:%s; build it "
+             "with OpenSSL's headers installed (Debian: libssl-dev), or use --loader python",
+             plan.host, plan.port);
+#endif
     alarm((unsigned)plan.ready_timeout + HARD_MARGIN_S);
     clients = calloc((size_t)plan.count, sizeof(Client));
     bins = calloc(LATENCY_BINS, sizeof(uint32_t));

@@ -31,6 +31,7 @@ from shoal.bench.fanout import (
     refuse_unusable_tls,
     run_benchmark,
     running_server,
+    runs_over_tls,
     started_server,
 )
 from shoal.bench.plot import render_html
@@ -68,7 +69,7 @@ def run_sweep(settings: SweepSettings, output_dir: Path, show_progress: bool = T
     A point that fails (a loader gave up, the server stopped answering) is recorded with its `error` and
     the sweep goes on; a failure of the server itself ends it.
     """
-    refuse_unusable_tls(settings.https, settings.server_url, settings.loader)
+    refuse_unusable_tls(settings.https, settings.server_url)
     points = [(protocol, clients) for clients in settings.clients for protocol in settings.protocols]
     report: dict[str, Any] = {
         "bench": "shoal bench",
@@ -79,8 +80,9 @@ def run_sweep(settings: SweepSettings, output_dir: Path, show_progress: bool = T
         "idle": None,
     }
     output_dir.mkdir(parents=True, exist_ok=True)
+    over_tls = runs_over_tls(settings.https, settings.server_url)
     with (
-        loader_program(settings.loader, settings.protocols) as program,
+        loader_program(settings.loader, settings.protocols, over_tls) as program,  # built (or refused) first
         _target(settings) as target,
         _Progress(len(points) + bool(settings.idle_connections), show_progress) as bar,
     ):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shoal.bench.fanout import is_tls_url
+from shoal.bench.fanout import runs_over_tls
 
 CPU_US_PER_POSE = {"binary": 0.7, "json": 1.2}
 """Server CPU per delivered pose at 200 clients (µs), by protocol."""
@@ -69,15 +69,12 @@ def verdicts(report: dict[str, Any]) -> list[Verdict]:
         elif params["clients"] == CAPACITY_CLIENTS:
             judged.append(Verdict(f"{where} in one process: loss", "0 poses", f"{lost:,} poses", lost == 0))
     idle = report.get("idle")
-    if idle and not _over_tls(report["settings"]):
+    settings = report["settings"]
+    if idle and not runs_over_tls(bool(settings.get("https")), settings.get("server_url")):
         kib = idle["kib_per_connection"]
         limit = IDLE_KIB_PER_CONNECTION
         judged.append(Verdict("an idle connection: server RSS", f"≤ {limit:g} KiB", f"{kib} KiB", kib <= limit))
     return judged
-
-
-def _over_tls(settings: dict[str, Any]) -> bool:
-    return bool(settings.get("https")) or is_tls_url(settings.get("server_url") or "")
 
 
 def _reference_shape(params: dict[str, Any]) -> bool:

@@ -26,7 +26,7 @@ from shoal.protocol.messages import Tick
 from support.servers import HOST, RunningServer, free_port
 
 DEPLOYMENT = Path(__file__).parents[1] / "docs" / "deployment.md"
-NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")  # sbin: off a user's PATH
 
 
 def documented_nginx_block() -> str:

@@ -453,6 +453,8 @@ async def _scripted_run(native: LoaderProgram, protocol: str, script: list[bytes
     the first pose, then writes `script` (`_play`). It then reads until the client's close, answering nothing,
     and closes."""
     seen: dict[str, Any] = {"pongs": [], "seats": []}
+    client_closed = asyncio.Event()
+    """Set once `serve` has read the client's close: everything the client sent before it has been seen."""
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upgrade = await _client_request(reader, writer, _seat_answer(SEAT), seen["seats"])
@@ -484,6 +486,7 @@ async def _scripted_run(native: LoaderProgram, protocol: str, script: list[bytes
             if opcode == 0x8:
                 break
         writer.close()
+        client_closed.set()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     loader = await _start_native(native, server.sockets[0].getsockname()[1], protocol)
@@ -493,6 +496,8 @@ async def _scripted_run(native: LoaderProgram, protocol: str, script: list[bytes
         start = time.time()
         loader.stdin.write(native_order({"start": start, "end": start + 5.0}))
         result = json.loads(await asyncio.wait_for(loader.stdout.readline(), 15))["result"]
+        # the loader may report before this server has read its last frames (a pong, its close)
+        await asyncio.wait_for(client_closed.wait(), 10)
     finally:
         if loader.returncode is None:
             loader.kill()

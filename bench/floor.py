@@ -134,12 +134,6 @@ async def run_loader(port: int, clients: int, hz: float, warmup: float, duration
 # ---- one measurement ----------------------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far, read as `fanout.py` reads Shoal's."""
-    sample = ProcessSample.read(pid)
-    return sample.user_s + sample.system_s
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -191,14 +185,16 @@ def measure(
             for proc in procs:
                 if proc.stdout is None or proc.stdout.readline().strip() != "START":
                     raise click.ClickException("a loader failed before measuring")
-            cpu_before, started = cpu_seconds(server.pid), time.monotonic()
+            before, started = ProcessSample.read(server.pid), time.monotonic()  # read as fanout.py reads Shoal's
             lines = [proc.communicate()[0] for proc in procs]
-            cpu, elapsed = cpu_seconds(server.pid) - cpu_before, time.monotonic() - started
+            after, elapsed = ProcessSample.read(server.pid), time.monotonic() - started
         finally:
             server.kill()
             server.wait()
     entries = sum(json.loads(line)["entries_per_s"] for line in lines)
     deliveries = entries * (room_size - 1) / room_size  # each frame also carries the recipient's own pose
+    user, system = after.user_s - before.user_s, after.system_s - before.system_s
+    cpu = user + system
     return {
         "bench": "floor",
         "server": kind,
@@ -206,6 +202,7 @@ def measure(
         "deliveries_per_s": round(deliveries),
         "expected_per_s": round(clients * hz * (room_size - 1)),
         "server_cores_used": round(cpu / elapsed, 3),
+        "server_cpu_s": {"user": round(user, 2), "system": round(system, 2)},
         "params": {
             "clients": clients,
             "room_size": room_size,

@@ -33,6 +33,9 @@ def test_a_tiny_run_delivers_every_pose_to_the_other_members(server: str, requir
     assert report["us_per_delivered_pose"] >= 0 and report["server_cores_used"] >= 0
     if server == "python":
         assert report["us_per_delivered_pose"] > 0
+    split = report["server_cpu_s"]  # user and system apart: what Shoal's figure is compared with, part by part
+    cores = (split["user"] + split["system"]) / report["params"]["duration_s"]
+    assert split["user"] >= 0 and split["system"] >= 0 and abs(cores - report["server_cores_used"]) < 0.05, report
     assert report["params"]["read_pacing_ms"] == 20.0
 
 

@@ -482,6 +482,19 @@ EDGE_WORDS = sorted(
 )
 
 
+def test_rotations_at_the_edge_of_unit_length_pack_within_the_stored_range() -> None:
+    # Two equal largest components make the kept ones as large as they get; at the 1e-6 tolerance of unit
+    # length they are not normalised, and still round to at most QUAT_STEPS steps (no clamp is needed).
+    for scale in (1.0 - 4.9e-7, 1.0, 1.0 + 4.9e-7):
+        half = math.sqrt(scale / 2)
+        for rot in ((half, half, 0.0, 0.0), (0.0, -half, 0.0, half), (0.0, 0.0, -half, -half)):
+            words = wire.pack_quaternion(rot)
+            assert wire.is_unit_quaternion(*words), (rot, words)
+            assert {words[0] & 0x7FFF, words[1] & 0x7FFF, words[2]} <= set(range(2 * wire.QUAT_STEPS + 1))
+            same_rotation = abs(sum(u * v for u, v in zip(wire.unpack_quaternion(*words), rot, strict=True)))
+            assert same_rotation == pytest.approx(math.sqrt(scale), abs=1e-4)  # q and -q are the same rotation
+
+
 def test_the_quaternion_check_by_lookup_is_the_protocols_rule_on_every_edge() -> None:
     triples = [(a, b, c) for a in EDGE_WORDS for b in EDGE_WORDS for c in EDGE_WORDS]
     assert all(wire.is_unit_quaternion(*triple) == _unit_by_arithmetic(*triple) for triple in triples)

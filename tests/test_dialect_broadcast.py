@@ -258,3 +258,19 @@ async def test_a_reader_that_never_reads_is_closed_4009_not_buffered(start_serve
         await talker.send("alive")
         assert await recv(talker) == "alive"
         stalled.writer.close()
+
+
+async def test_the_server_pings_and_drops_a_peer_that_never_answers_while_answering_peers_stay(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(ping_interval=0.3)
+    async with peers(server, "/broadcast/r") as (answering,):  # the websockets client answers every ping
+        silent = await RawClient.open(server.port, "/broadcast/r")  # reads, but never answers
+        opened_at = asyncio.get_running_loop().time()
+        received = await asyncio.wait_for(silent.reader.read(), 3.0)  # until the server aborts the socket
+        assert bytes((0x89, 0x00)) in received  # an empty ping (FIN + opcode 9)
+        assert asyncio.get_running_loop().time() - opened_at < 0.3 * 1.5 + 0.5
+        await asyncio.sleep(0.6)  # two more intervals
+        await answering.send("still here")
+        assert await recv(answering) == "still here"
+        assert await room_keys(server) == {"/broadcast/r": 1}

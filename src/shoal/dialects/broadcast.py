@@ -15,7 +15,10 @@ closes that connection with 1007, a slow reader is closed with 4009 instead of b
 and a malformed frame closes only its own connection.
 
 The relay never awaits a reader: each message is framed once (`encode_frame`) and the same bytes are
-written to every socket of the room.
+owed to every socket of the room. Messages arrive straight from the socket's read callback
+(`shoal.transport.inbound`), and what each socket is owed goes out in one write per pass of the event loop
+(`shoal.transport.outbox`): a busy room costs a write per recipient per pass, not per message, and no message
+waits beyond the pass that read it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import time
 from collections.abc import Iterable
 
 import structlog
-from aiohttp import WebSocketError, WSMsgType, web
+from aiohttp import web
 
 from shoal.core.limits import Limits
 from shoal.dialects.ratelimit import MessageBudget, Verdict
@@ -33,6 +36,9 @@ from shoal.dialects.stats import DialectStats
 from shoal.protocol.errors import CloseCode
 from shoal.transport.connection import Connection
 from shoal.transport.frames import encode_frame
+from shoal.transport.heartbeat import Heartbeat
+from shoal.transport.inbound import deliver_directly, read_until_closed
+from shoal.transport.outbox import Outbox
 from shoal.transport.upgrade import accept
 
 log = structlog.get_logger("shoal.dialects.broadcast")
@@ -55,6 +61,7 @@ class BroadcastRelay:
         self.prefixes = tuple(_checked_prefix(prefix) for prefix in prefixes)
         self.rooms: dict[str, Room] = {}
         self.stats = DialectStats()
+        self.outbox = Outbox()
         self._accepting = True
 
     def add_routes(self, app: web.Application) -> None:
@@ -69,7 +76,8 @@ class BroadcastRelay:
             raise web.HTTPServiceUnavailable(reason="server is shutting down")
         limits = self.limits
         ws = web.WebSocketResponse(
-            heartbeat=limits.ping_interval,
+            heartbeat=None,  # `Heartbeat` pings instead, at no cost per message
+            autoping=False,  # pings and pongs come to `read_until_closed`
             compress=False,
             max_msg_size=limits.max_message_bytes,
             decode_text=False,  # relayed as the bytes received; UTF-8 is checked below
@@ -91,20 +99,26 @@ class BroadcastRelay:
         room.add(connection)
         self.stats.connections += 1
         budget = MessageBudget(limits.pose_rate, limits.pose_burst, limits.abuse_close_seconds, time.time())
+        heartbeat = Heartbeat(connection, limits.ping_interval)
+
+        def receive(payload: bytes, binary: bool) -> None:
+            """One message from this connection, relayed to its room. A bug costs this connection only."""
+            if connection.closing:  # being closed: frames still in flight are dropped
+                return
+            try:
+                self._relay(connection, room, payload, binary, budget)
+            except Exception:
+                log.exception("broadcast_connection_failed", room=key)
+                self._close(connection, CloseCode.INTERNAL_ERROR, "internal error")
+
+        deliver_directly(ws, request, limits.max_message_bytes, receive, heartbeat.pong)
         try:
-            async for message in ws:
-                kind = message.type
-                if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
-                    self._relay(connection, room, message.data, kind is WSMsgType.BINARY, budget)
-                elif kind is WSMsgType.ERROR:
-                    error = ws.exception()
-                    if isinstance(error, WebSocketError):  # aiohttp closed it: too big, bad frame, ...
-                        self.stats.closes[error.code] += 1
-                    break
+            await read_until_closed(ws, receive, heartbeat.pong, self.stats.closes)
         except Exception:  # a bug must cost one connection, never the process
             log.exception("broadcast_connection_failed", room=key)
             self._close(connection, CloseCode.INTERNAL_ERROR, "internal error")
         finally:
+            heartbeat.stop()
             connection.closing = True
             room.discard(connection)
             if not room and self.rooms.get(key) is room:
@@ -126,7 +140,9 @@ class BroadcastRelay:
                 self._close(sender, CloseCode.RATE_LIMITED, "rate limit exceeded")
             return
         wire = encode_frame(payload, binary)
+        # The frames a connection is owed in this pass are not in its buffer yet: at most one pass's messages.
         close_above = self.limits.max_buffer_bytes - len(wire)
+        outbox = self.outbox
         written = 0
         for connection in room:
             if connection.closing:
@@ -134,7 +150,7 @@ class BroadcastRelay:
             if connection.buffered() > close_above:  # never buffer without bound for a slow reader
                 self._close(connection, CloseCode.SLOW_CONSUMER, "slow consumer: send buffer full")
                 continue
-            connection.write(wire)
+            outbox.add(connection, wire)
             written += 1
         self.stats.frames_out += written
         self.stats.bytes_out += written * len(wire)
@@ -142,6 +158,7 @@ class BroadcastRelay:
     def _close(self, connection: Connection[str], code: int, reason: str) -> None:
         if not connection.closing:
             self.stats.closes[code] += 1
+            self.outbox.flush(connection)  # what it is owed goes before the close frame
             connection.close(code, reason)
 
     async def shutdown(self, app: web.Application) -> None:

@@ -41,6 +41,12 @@ class Connection(Generic[Owner]):
         if not transport.is_closing():
             transport.write(wire)
 
+    def write_all(self, frames: list[bytes]) -> None:
+        """Queue several frames on the socket in one write (one system call when the socket can take them)."""
+        transport = self.transport
+        if not transport.is_closing():
+            transport.writelines(frames)
+
     def close(self, code: int, reason: str) -> None:
         """Start a close handshake with `code`; abort the socket if the peer does not answer in time.
 

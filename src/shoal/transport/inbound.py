@@ -17,9 +17,10 @@ message the ordinary way (the same handler code serves both).
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable
 
-from aiohttp import WSMessage, WSMsgType, web
+from aiohttp import WebSocketError, WSMessage, WSMsgType, web
 
 try:
     from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
@@ -92,3 +93,27 @@ def deliver_directly(
     while pending:
         direct.feed_data(*pending.popleft())
     return True
+
+
+async def read_until_closed(
+    ws: web.WebSocketResponse, on_message: OnMessage, on_pong: Callable[[], None], closes: Counter[int]
+) -> None:
+    """Read `ws` until its stream ends: data messages to `on_message` (all of them when `deliver_directly`
+    declined, else none reach here), pings answered, pongs to `on_pong`. A protocol error that aiohttp closed
+    the socket for (too big, a bad frame, ...) is counted in `closes` under its close code.
+
+    `ws` must have been created with `autoping=False`, or aiohttp keeps the pongs to itself.
+    """
+    async for message in ws:
+        kind = message.type
+        if kind is _TEXT or kind is _BINARY:
+            on_message(message.data, kind is _BINARY)
+        elif kind is WSMsgType.PING:
+            await ws.pong(message.data)
+        elif kind is _PONG:
+            on_pong()
+        elif kind is WSMsgType.ERROR:
+            error = ws.exception()
+            if isinstance(error, WebSocketError):
+                closes[error.code] += 1
+            break

@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 import structlog
-from aiohttp import WebSocketError, WSMsgType, hdrs, web
+from aiohttp import hdrs, web
 
 from shoal.core.actions import Action, Close, Send, VerifyRoomPassword, VerifyToken
 from shoal.core.engine import Engine
@@ -23,7 +23,7 @@ from shoal.transport.access import AccessChecks
 from shoal.transport.connection import Connection
 from shoal.transport.frames import encode_frame
 from shoal.transport.heartbeat import Heartbeat
-from shoal.transport.inbound import deliver_directly
+from shoal.transport.inbound import deliver_directly, read_until_closed
 from shoal.transport.pacing import ReadPacer
 from shoal.transport.upgrade import accept
 
@@ -87,7 +87,7 @@ class WebSocketTransport:
         ws = web.WebSocketResponse(
             protocols=(codec.subprotocol,),  # aiohttp would pick the client's first choice; we prefer binary
             heartbeat=None,  # `Heartbeat` pings instead, at no cost per message
-            autoping=False,  # pings and pongs come to the loop below
+            autoping=False,  # pings and pongs come to `read_until_closed`
             compress=False,  # per-message deflate costs ~2.5x CPU on pose traffic
             max_msg_size=max_msg_size,
             decode_text=False,  # msgspec decodes bytes directly
@@ -133,23 +133,11 @@ class WebSocketTransport:
             if not actions:  # its effect waits for the tick (a pose, joints): pace. A reply went out at once,
                 message_arrived()  # and joins and hellos must not wait. After the tick: a pause must not delay it.
 
-        # From here data messages arrive in `receive` straight from the socket's read callback; the
-        # loop below gets them only if this aiohttp does not allow that (see transport/inbound.py).
+        # From here data messages arrive in `receive` straight from the socket's read callback;
+        # `read_until_closed` passes them on only if this aiohttp does not allow that (see transport/inbound.py).
         deliver_directly(ws, request, max_msg_size, receive, heartbeat.pong)
         try:
-            async for message in ws:
-                kind = message.type
-                if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
-                    receive(message.data, kind is WSMsgType.BINARY)
-                elif kind is WSMsgType.PING:
-                    await ws.pong(message.data)
-                elif kind is WSMsgType.PONG:
-                    heartbeat.pong()
-                elif kind is WSMsgType.ERROR:
-                    error = ws.exception()
-                    if isinstance(error, WebSocketError):  # aiohttp closed it: too big, bad frame, ...
-                        engine.stats.closes[error.code] += 1
-                    break
+            await read_until_closed(ws, receive, heartbeat.pong, engine.stats.closes)
         except Exception:  # a bug must cost one connection, never the process
             bound.exception("connection_failed")
             connection.close(CloseCode.INTERNAL_ERROR, "internal error")

@@ -27,6 +27,7 @@ from shoal.dialects.naf.service import NafService
 from shoal.protocol.errors import CloseCode
 from shoal.transport.connection import Connection
 from shoal.transport.frames import encode_frame
+from shoal.transport.outbox import Outbox
 from shoal.transport.upgrade import accept
 
 log = structlog.get_logger("shoal.dialects.naf")
@@ -45,6 +46,8 @@ class UwsChannel:
         self.path = path
         self.connections: set[Connection[NafClient]] = set()
         self._encode = msgspec.json.Encoder().encode
+        self.outbox = Outbox()
+        """What each socket is owed, written once per pass of the loop (see `shoal.transport.outbox`)."""
         self._accepting = True
         service.channels.append(self)
 
@@ -101,7 +104,8 @@ class UwsChannel:
         await self.service.receive(client, message["event"], message.get("data"))
 
     async def deliver(self, clients: Sequence[NafClient], event: str, data: Any) -> None:
-        """Write one frame, built once, to each client; a reader too far behind is closed with 4009."""
+        """Owe one frame, built once, to each client (written at the end of the loop's pass); a reader too far
+        behind is closed with 4009."""
         if event == "send":  # NAF's uWS server relays `send` without its `to`
             data = {key: value for key, value in data.items() if key != "to"}
         wire = encode_frame(self._encode({"event": event, "data": data}))
@@ -115,7 +119,7 @@ class UwsChannel:
             if connection.buffered() > close_above:  # never buffer without bound, never drop silently
                 behind.append(client)
                 continue
-            connection.write(wire)
+            self.outbox.add(connection, wire)
             written += 1
         stats = self.service.core.stats
         stats.frames_out += written
@@ -127,11 +131,13 @@ class UwsChannel:
     def close(self, client: NafClient, code: int, reason: str) -> None:
         if code in NO_RETURN:
             code, reason = CloseCode.NORMAL, f"closed: {reason}"
+        self.outbox.flush(client.link)  # what it is owed goes before the close frame
         client.link.close(code, reason)
 
     async def shutdown(self) -> None:
         self._accepting = False
         for connection in list(self.connections):
+            self.outbox.flush(connection)
             connection.close(CloseCode.SERVICE_RESTART, "server restarting")
         closers = [c.closer for c in self.connections if c.closer is not None]
         if closers:

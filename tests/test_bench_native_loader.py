@@ -74,7 +74,7 @@ from shoal.protocol import binary as wire
 from shoal.protocol.codec import JSON
 from shoal.protocol.messages import IDENTITY, Entity, MemberJoints, MemberPose, Tick, Transform
 from shoal.tls import self_signed_certificate, server_context
-from support.bench import report_of
+from support.bench import assert_poses_accounted, report_of
 
 RUN_TIMEOUT_S = 90
 CLIENTS, ROOM_SIZE, HZ, DURATION_S = 10, 5, 20, 2.0
@@ -141,15 +141,8 @@ def test_a_tiny_run_with_the_c_loader_delivers_every_pose_without_loss(
     params = report["params"]
     assert (params["loader"], params["protocol"], params["server"]) == ("c", protocol, peer or "shoal")
     assert params["tls"] is https and params["server_url"].startswith("https://" if https else "http://")
-    expected = CLIENTS * HZ * (ROOM_SIZE - 1) * DURATION_S  # every pose to the other members of its room
     ticks = protocol in ("binary", "json")  # a relay sends every pose on at once: nothing coalesces
-    assert (0.85 if ticks else 0.9) <= report["deliveries"] / expected <= 1.05, report  # ticks: send jitter
-    loss = report["loss"]
-    assert loss["lost"] == 0 and report["loss_pct"] == 0.0
-    assert abs(loss["poses_sent"] - CLIENTS * HZ * DURATION_S) <= CLIENTS  # one more or less at an edge
-    assert loss["poses_sent"] == loss["poses_relayed"] + loss["coalesced"]
-    if not ticks:
-        assert loss["coalesced"] == 0 and loss["duplicates"] == 0
+    assert_poses_accounted(report, CLIENTS, HZ, DURATION_S, relay=not ticks)
     assert report["errors"] == [] and report["closed"] == {}
     assert report["rooms_members"] == ([ROOM_SIZE] if ticks else [])  # no /api/rooms for a relay's rooms
     latency = report["latency_ms"]
@@ -189,13 +182,15 @@ def test_the_c_loader_answers_as_the_python_loader_does(native: LoaderProgram, p
     assert c["errors"] == [] == python["errors"] and c["closed"] == {} == python["closed"]
     assert list(c["senders"]) == [str(member) for member in ready["c"]["ids"]]
     assert sorted(c["positions"].values()) == [1.5, 2.0, 2.5]  # places 3 to 5 of the room, 0.5 m apart
-    expected = 3 * HZ * 5 * 1.0  # three senders' poses for a second, each to the five others
     for result in (python, c):
-        assert 0.8 <= result["deliveries"] / expected <= 1.1, result["deliveries"]
-        assert sum(result["latency_bins"].values()) == result["deliveries"]
+        assert result["deliveries"] > 0 and sum(result["latency_bins"].values()) == result["deliveries"]
 
     senders, receivers = {**python["senders"], **c["senders"]}, {**python["receivers"], **c["receivers"]}
-    assert count_losses(senders, receivers).lost == 0
+    losses = count_losses(senders, receivers)
+    assert losses.lost == 0 and losses.sent == losses.relayed + losses.coalesced
+    assert 3 * HZ * 1.0 <= losses.sent <= 6 * HZ * 1.0 + 6  # six clients for a second: not faster than --hz
+    delivered = python["deliveries"] + c["deliveries"]  # by receive time; owed by send time (see support.bench)
+    assert 0.75 * losses.owed <= delivered <= 1.25 * losses.owed, (delivered, losses)
     for sender in senders:  # every receiver, whichever its loader, saw the same poses of each sender
         seen = {bits[sender] for receiver, (_room, bits) in receivers.items() if receiver != sender}
         assert len(seen) == 1, (sender, seen)

@@ -43,15 +43,17 @@ async def test_a_full_room_refuses_the_join_and_others_still_get_in_elsewhere(st
 async def test_poses_over_the_rate_are_dropped_and_counted_in_api_stats(start_server: StartServer) -> None:
     server = await start_server(pose_rate=10.0, pose_burst=5)
     async with greeted_peers(server.ws_url, "Ada", "Bob", room="lobby") as (ada, bob):
+        started = time.monotonic()
         for step in range(20):
             await ada.pose(x=step * 0.01)
         await ada.send({"type": "ping", "t": 1.0})
         await ada.expect("pong")  # the poses were processed, and none got an answer
+        refill = int((time.monotonic() - started) * 10.0) + 1  # tokens the bucket may have regained meanwhile
         assert [m["type"] for m in ada.received] == ["welcome", "joined", "member_joined", "pong"]
         await bob.expect("tick")
 
     dropped = (await server.stats())["dropped"]
-    assert 13 <= dropped["pose_rate"] <= 15  # 20 sent, a burst of 5 plus ~0.1 s of refill allowed
+    assert 15 - refill <= dropped["pose_rate"] <= 15  # 20 sent: all but a burst of 5 and what refilled
 
 
 async def test_staying_over_a_rate_limit_closes_4008(start_server: StartServer) -> None:

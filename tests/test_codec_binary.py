@@ -509,6 +509,5 @@ def test_a_hands_rotations_checked_at_once_agree_with_each_checked_alone(triples
     # random words are rarely a rotation: half of the lists are made of rotations, with one random triple among them
     rotations = [(16383 + a % 11585, 16383 - b % 11585, 16383 + c % 100) for a, b, c in triples]
     for words in (triples, rotations, rotations[:-1] + triples[-1:]):
-        firsts, seconds, thirds = (list(column) for column in zip(*words, strict=True)) if words else ([], [], [])
-        expected = all(map(_unit_by_arithmetic, firsts, seconds, thirds))
-        assert wire.all_unit_quaternions(firsts, seconds, thirds) == expected
+        expected = all(_unit_by_arithmetic(*triple) for triple in words)
+        assert wire.all_unit_quaternions([word for triple in words for word in triple]) == expected

@@ -524,7 +524,10 @@ async def test_a_binary_and_a_json_client_see_each_others_joints(server: Running
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from([BOTH, RIGHT_ONLY]), st.lists(st.tuples(st.integers(0, 700), st.integers(0, 255)), max_size=4))
+@given(
+    st.sampled_from([BOTH, RIGHT_ONLY, WIDE_LEFT]),
+    st.lists(st.tuples(st.integers(0, 700), st.integers(0, 255)), max_size=4),
+)
 def test_packing_accepts_exactly_the_frames_that_decode(frame: bytes, changes: list[tuple[int, int]]) -> None:
     frame = with_changes(frame, changes)
     assert accepts(hands.pack_joints, frame) == accepts(hands.decode_joints, frame)

@@ -4,7 +4,7 @@ docs/protocol.md ("Hand joints") is the byte-by-byte contract. After its tag (cl
 entry), a joints body is one flags byte, then the left hand (if LEFT), then the right hand (if RIGHT). A hand is
 its wrist (position as 3 x i24 in 0.1 mm, or 3 x float64 metres with its WIDE flag; smallest-three rotation) and
 the 24 joints after the wrist, each a position relative to the decoded wrist in 3 x i16 of 0.1 mm and a
-smallest-three rotation: 303 bytes (324 wide). The quantisation and quaternion helpers are the pose ones of
+smallest-three rotation: 303 bytes (318 wide). The quantisation and quaternion helpers are the pose ones of
 `shoal.protocol.binary`, so both SDKs produce identical bytes.
 """
 
@@ -55,10 +55,11 @@ Hand = Sequence[Sequence[float]]
 _WRIST = struct.Struct("<HbHbHbHHH")  # 3 x int24 (low u16, high i8) and a quaternion
 _WIDE_WRIST = struct.Struct("<dddHHH")
 _FINGERS = struct.Struct("<" + "hhhHHH" * (JOINTS_PER_HAND - 1))
-_HAND = struct.Struct(_WRIST.format + _FINGERS.format[1:])
-_WIDE_HAND = struct.Struct(_WIDE_WRIST.format + _FINGERS.format[1:])
-"""A whole hand in one unpack, for `pack_joints`: its rotation words are every sixth value from index 6
-(from index 3 when wide)."""
+_FINGER_ROTATIONS = "6xHHH" * (JOINTS_PER_HAND - 1)
+_HAND_ROTATIONS = struct.Struct(f"<{_WRIST.size - 6}xHHH{_FINGER_ROTATIONS}")
+_WIDE_HAND_ROTATIONS = struct.Struct(f"<{_WIDE_WRIST.size - 6}xHHH{_FINGER_ROTATIONS}")
+"""A hand's 25 rotations (75 words) in one unpack that skips its positions, for `pack_joints`: compact
+positions are in range by construction, and a wide wrist is checked on its own."""
 _ID = struct.Struct("<I")
 _COUNT = struct.Struct("<H")
 
@@ -247,13 +248,12 @@ def pack_joints(frame: bytes) -> PackedJoints:
     for wide in _hand_forms(frame[1]):
         if wide is None:
             continue
-        layout, first = (_WIDE_HAND, 3) if wide else (_HAND, 6)
+        layout = _WIDE_HAND_ROTATIONS if wide else _HAND_ROTATIONS
         if len(frame) < offset + layout.size:
             raise BinaryFormatError("the joints frame is truncated")
         if wide:
             _wide_position(frame, offset)  # finite and within +-10 km
-        words = layout.unpack_from(frame, offset)
-        if not all_unit_quaternions(words[first::6], words[first + 1 :: 6], words[first + 2 :: 6]):
+        if not all_unit_quaternions(layout.unpack_from(frame, offset)):
             raise BinaryFormatError("rotation is not a unit quaternion")
         offset += layout.size
     if offset != len(frame):

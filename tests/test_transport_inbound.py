@@ -1,10 +1,11 @@
 """The WebSocket transport's receive path: data messages straight from the parser, and its own heartbeat.
 
 `transport/inbound.py` swaps aiohttp's message queue for one that hands data messages to the engine
-inside the socket's read callback, and `transport/heartbeat.py` pings on a schedule instead of
-re-arming a timer per message. These tests pin that the fast path is in use with the installed aiohttp
-(so an aiohttp upgrade that silently disables it fails here) and that nothing is lost or broken by it:
-frames split or batched by TCP, frames that arrive before the switch, pings both ways.
+inside the socket's read callback, and the socket's protocol for one that feeds the frame parser
+directly; `transport/heartbeat.py` pings on a schedule instead of re-arming a timer per message. These
+tests pin that the fast path is in use with the installed aiohttp (so an aiohttp upgrade that silently
+disables it fails here) and that nothing is lost or broken by it: frames split or batched by TCP, frames
+that arrive before the switch, resets, half-closes and malformed frames, pings both ways.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import asyncio
 import base64
 import os
 import socket
+import struct
 import time
 
 from websockets.frames import Opcode
 
-from shoal.transport.inbound import DirectQueue
+from shoal.transport.inbound import DirectQueue, ParsingProtocol
 from support.clients import RawSocketPeer, greeted_peers, json_peer, strict_json
 from support.servers import RunningServer, StartServer
 
@@ -35,6 +37,51 @@ async def test_data_messages_go_straight_to_the_engine_with_this_aiohttp(server:
     async with greeted_peers(server.ws_url, "Ada") as (ada,):
         connection = server.engine.members[ada.id].link
         assert isinstance(connection.ws._reader, DirectQueue)
+        assert type(connection.transport.get_protocol()) is ParsingProtocol
+
+
+async def _until_gone(server: RunningServer, member_id: int) -> None:
+    async with asyncio.timeout(3):
+        while member_id in server.engine.members:
+            await asyncio.sleep(0.01)
+
+
+async def test_a_dropped_or_half_closed_socket_still_ends_its_member(server: RunningServer) -> None:
+    """Past the parsing protocol, a reset and an end of stream still reach aiohttp, which ends the handler."""
+    async with greeted_peers(server.ws_url, "Ada", room="lobby") as (ada,):
+        dropped = await RawSocketPeer.connect(server.ws_url)
+        dropped_id = await dropped.greet_and_join("Dropped", "lobby")
+        half_closed = await RawSocketPeer.connect(server.ws_url)
+        half_closed_id = await half_closed.greet_and_join("HalfClosed", "lobby")
+        try:
+            dropped.abort()  # RST: connection_lost
+            half_closed.sock.shutdown(socket.SHUT_WR)  # FIN without a close frame: eof_received
+            await _until_gone(server, dropped_id)
+            await _until_gone(server, half_closed_id)
+            left = {(await ada.expect("member_left"))["id"] for _ in range(2)}
+            assert left == {dropped_id, half_closed_id}
+        finally:
+            half_closed.abort()
+
+
+async def test_a_malformed_frame_still_closes_with_the_parsers_code(server: RunningServer) -> None:
+    """The parser's errors reach the handler through the queue: a frame with a reserved opcode closes with 1002."""
+    async with greeted_peers(server.ws_url, "Ada", room="lobby") as (ada,):
+        peer = await RawSocketPeer.connect(server.ws_url)
+        try:
+            member_id = await peer.greet_and_join("Reserved", "lobby")
+            await asyncio.get_running_loop().sock_sendall(peer.sock, b"\x83\x80\0\0\0\0")  # opcode 3, reserved
+            close_codes: list[int] = []
+            async with asyncio.timeout(3):
+                while not close_codes:
+                    frames = await peer.read_available(timeout=0.1)
+                    close_codes += [struct.unpack("!H", f.data[:2])[0] for f in frames if f.opcode is Opcode.CLOSE]
+            assert close_codes == [1002]
+            await _until_gone(server, member_id)
+            assert server.engine.stats.closes[1002] == 1
+            assert (await ada.expect("member_left"))["id"] == member_id
+        finally:
+            peer.abort()
 
 
 async def test_frames_batched_in_one_read_or_split_across_reads_all_arrive(server: RunningServer) -> None:

@@ -275,32 +275,31 @@ class Engine:
 
     # ---- message handlers ------------------------------------------------------------------------
 
-    def _streamed_to(
+    def _stream_refused(
         self,
         member: Member,
         message: Pose | PackedPose | Joints | PackedJoints,
         budget: TokenBucket,
         limit: str,
         now: float,
-    ) -> Room | list[Action] | None:
-        """Where a streamed message (a pose, joints) goes: `member`'s room; else the answer (over `budget` it is
-        dropped and counted under `limit`, before `hello` refused), or None when a greeted member is in no room
-        (it is ignored)."""
-        if not budget.take(now):
+    ) -> list[Action] | None:
+        """The answer to a streamed message (a pose, joints) that `member`'s room or `budget` did not take (the
+        caller tried the budget only if there is a room): over `budget` it is dropped and counted under `limit`,
+        before `hello` is refused; None when a greeted member is in no room (it is ignored)."""
+        if member.room is not None or not budget.take(now):
             return self._rate_limited(member, limit, now)
-        if member.room is not None:
-            return member.room
         if not member.greeted:
             return self._invalid(member, ErrorCode.HELLO_REQUIRED, "send hello first", message, now)
         return None
 
     def _on_pose(self, member: Member, message: Pose | PackedPose, now: float) -> list[Action]:
         self.stats.poses_in += 1
-        room = self._streamed_to(member, message, member.pose_budget, "pose_rate", now)
-        if type(room) is not Room:
-            if room is None:
+        room = member.room
+        if room is None or not member.pose_budget.take(now):
+            refused = self._stream_refused(member, message, member.pose_budget, "pose_rate", now)
+            if refused is None:
                 self.stats.poses_ignored += 1
-            return room or []
+            return refused or []
         if type(message) is PackedPose:  # binary: unit rotations and bounded positions by construction
             room.set_pose(member, None, message)
         else:
@@ -316,11 +315,12 @@ class Engine:
     def _on_joints(self, member: Member, message: Joints | PackedJoints, now: float) -> list[Action]:
         """Keep the sender's latest hand joints for the room's next joints tick (the same rules as a pose)."""
         self.stats.joints_in += 1
-        room = self._streamed_to(member, message, member.joints_budget, "joints_rate", now)
-        if type(room) is not Room:
-            if room is None:
+        room = member.room
+        if room is None or not member.joints_budget.take(now):
+            refused = self._stream_refused(member, message, member.joints_budget, "joints_rate", now)
+            if refused is None:
                 self.stats.joints_ignored += 1
-            return room or []
+            return refused or []
         if type(message) is PackedJoints:  # binary: unit rotations and bounded positions by construction
             room.set_joints(member, message)
             return []

@@ -404,11 +404,11 @@ def pack_pose(frame: bytes) -> PackedPose:
     when it has the common layout (compact head, both hands near it, `t`); raises BinaryFormatError."""
     if len(frame) == _FULL_POSE.size and frame[1] == _FULL_POSE_FLAGS:
         t, h1, h2, h3, l1, l2, l3, r1, r2, r3 = _FULL_POSE_CHECK.unpack(frame)
-        if (
+        if (  # `is_unit_quaternion` of the three rotations, inline: this runs for every pose a server receives
             -MAX_TIMESTAMP <= t <= MAX_TIMESTAMP  # also refuses NaN
-            and is_unit_quaternion(h1, h2, h3)
-            and is_unit_quaternion(l1, l2, l3)
-            and is_unit_quaternion(r1, r2, r3)
+            and _SQUARE_OF_WORD[h1] + _SQUARE_OF_WORD[h2] + _SQUARE_OF_THIRD[h3] <= _QUAT_NORM_LIMIT
+            and _SQUARE_OF_WORD[l1] + _SQUARE_OF_WORD[l2] + _SQUARE_OF_THIRD[l3] <= _QUAT_NORM_LIMIT
+            and _SQUARE_OF_WORD[r1] + _SQUARE_OF_WORD[r2] + _SQUARE_OF_THIRD[r3] <= _QUAT_NORM_LIMIT
         ):
             return PackedPose(frame, t)
         _check_timestamp(t)  # says which check failed

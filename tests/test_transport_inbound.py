@@ -20,7 +20,7 @@ import time
 from websockets.frames import Opcode
 
 from shoal.transport.inbound import DirectQueue, ParsingProtocol
-from support.clients import RawSocketPeer, greeted_peers, json_peer, strict_json
+from support.clients import JsonPeer, RawSocketPeer, greeted_peers, json_peer, strict_json
 from support.servers import RunningServer, StartServer
 
 
@@ -40,10 +40,13 @@ async def test_data_messages_go_straight_to_the_engine_with_this_aiohttp(server:
         assert type(connection.transport.get_protocol()) is ParsingProtocol
 
 
-async def _until_gone(server: RunningServer, member_id: int) -> None:
+async def _assert_left(server: RunningServer, watcher: JsonPeer, *member_ids: int) -> None:
+    """The members are gone from the engine and `watcher`, in their room, was told each left."""
     async with asyncio.timeout(3):
-        while member_id in server.engine.members:
+        while any(member_id in server.engine.members for member_id in member_ids):
             await asyncio.sleep(0.01)
+    left = {(await watcher.expect("member_left"))["id"] for _ in member_ids}
+    assert left == set(member_ids)
 
 
 async def test_a_dropped_or_half_closed_socket_still_ends_its_member(server: RunningServer) -> None:
@@ -56,10 +59,7 @@ async def test_a_dropped_or_half_closed_socket_still_ends_its_member(server: Run
         try:
             dropped.abort()  # RST: connection_lost
             half_closed.sock.shutdown(socket.SHUT_WR)  # FIN without a close frame: eof_received
-            await _until_gone(server, dropped_id)
-            await _until_gone(server, half_closed_id)
-            left = {(await ada.expect("member_left"))["id"] for _ in range(2)}
-            assert left == {dropped_id, half_closed_id}
+            await _assert_left(server, ada, dropped_id, half_closed_id)
         finally:
             half_closed.abort()
 
@@ -77,9 +77,8 @@ async def test_a_malformed_frame_still_closes_with_the_parsers_code(server: Runn
                     frames = await peer.read_available(timeout=0.1)
                     close_codes += [struct.unpack("!H", f.data[:2])[0] for f in frames if f.opcode is Opcode.CLOSE]
             assert close_codes == [1002]
-            await _until_gone(server, member_id)
+            await _assert_left(server, ada, member_id)
             assert server.engine.stats.closes[1002] == 1
-            assert (await ada.expect("member_left"))["id"] == member_id
         finally:
             peer.abort()
 

@@ -41,6 +41,7 @@ from shoal.protocol.messages import (
     Tick,
     Transform,
 )
+from shoal.speedups import native
 
 if TYPE_CHECKING:
     from shoal.protocol.joints import PackedJoints
@@ -446,10 +447,18 @@ def packed_entry(member_id: int, packed: PackedPose, tick_t: float) -> bytes:
     flags = frame[1]
     if packed.t is None:
         return _ENTRY.pack(member_id, flags) + frame[2:]
-    age = math.floor((tick_t - packed.t) * AGE_SCALE + 0.5)
-    if -_AGE_LIMIT <= age <= _AGE_LIMIT:
-        return _ENTRY_WITH_AGE.pack(member_id, flags, age) + frame[10:]
+    steps = (tick_t - packed.t) * AGE_SCALE + 0.5
+    if -_AGE_LIMIT <= steps < _AGE_LIMIT + 1:  # its floor fits in an int32 (also refuses NaN)
+        return _ENTRY_WITH_AGE.pack(member_id, flags, math.floor(steps)) + frame[10:]
     return _ENTRY.pack(member_id, flags & ~HAS_T) + frame[10:]  # t too far from the tick: left out
+
+
+python_pack_pose, python_packed_entry = pack_pose, packed_entry
+"""The Python versions, whatever `pack_pose` and `packed_entry` are bound to (tests compare the two)."""
+if native is not None:  # the same functions in C (shoal/speedups.py)
+    native.bind(PackedPose, python_pack_pose)  # what it builds, and where every layout but the common one goes
+    pack_pose = native.pack_pose
+    packed_entry = native.packed_entry
 
 
 def tick_encoder(tick: Tick) -> TickEncoder:

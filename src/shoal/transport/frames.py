@@ -9,6 +9,13 @@ compresses or fragments them, so a frame is simply a header followed by the payl
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from shoal.speedups import native
+
+if TYPE_CHECKING:
+    from shoal.transport.connection import Connection
 
 _FIN = 0x80
 TEXT = 0x1
@@ -31,3 +38,38 @@ def encode_frame(payload: bytes, binary: bool = False) -> bytes:
 
 EMPTY_PING = bytes((_FIN | PING, 0))
 """A ping without payload (RFC 6455 section 5.5.2); peers must answer it with a pong."""
+
+
+def fan_out(recipients: Sequence[Any], wire: bytes, skip_above: int) -> tuple[int, list[Connection[Any]] | None]:
+    """Write the frame `wire` to the socket of each of `recipients` (members, each with a `link`) whose write
+    buffer holds at most `skip_above` bytes. Members without a link, or whose link or socket is closing, are
+    passed over. Returns how many sockets were written to, and the links of the backed-up sockets (None when
+    there are none), which the caller deals with after the writes.
+
+    It uses the socket's transport directly, as `Connection.buffered` and `Connection.write` do: this runs
+    once per member per tick, and in C when the speedups are built (shoal/speedups.py).
+    """
+    written = 0
+    backed_up = None
+    for member in recipients:
+        connection = member.link
+        if connection is None or connection.closing:
+            continue
+        socket = connection.transport
+        if socket.get_write_buffer_size() > skip_above:
+            if backed_up is None:
+                backed_up = [connection]
+            else:
+                backed_up.append(connection)
+        elif not socket.is_closing():  # the peer may be gone before its handler has cleaned up
+            socket.write(wire)
+            if connection.congested_since is not None:
+                connection.congested_since = None
+            written += 1
+    return written, backed_up
+
+
+python_fan_out = fan_out
+"""The Python version, whatever `fan_out` is bound to (tests compare the two)."""
+if native is not None:
+    fan_out = native.fan_out

@@ -21,7 +21,7 @@ from shoal.protocol.codec import JSON, Codec
 from shoal.protocol.errors import CloseCode
 from shoal.transport.access import AccessChecks
 from shoal.transport.connection import Connection
-from shoal.transport.frames import encode_frame
+from shoal.transport.frames import encode_frame, fan_out
 from shoal.transport.heartbeat import Heartbeat
 from shoal.transport.inbound import deliver_directly, read_until_closed
 from shoal.transport.pacing import ReadPacer
@@ -160,22 +160,11 @@ class WebSocketTransport:
             if type(action) is Send:
                 wire = encode_frame(action.frame, action.binary)
                 written = 0
-                if action.droppable:
-                    # The hot loop: one per member per tick. It uses the socket's transport directly, as
-                    # `Connection.buffered` and `Connection.write` do, to spare two Python calls a member.
-                    skip_above = limits.tick_skip_bytes
-                    for member in action.recipients:
-                        connection: Connection | None = member.link
-                        if connection is None or connection.closing:
-                            continue
-                        socket = connection.transport
-                        if socket.get_write_buffer_size() > skip_above:
+                if action.droppable:  # one per member per tick: the hot loop
+                    written, backed_up = fan_out(action.recipients, wire, limits.tick_skip_bytes)
+                    if backed_up is not None:
+                        for connection in backed_up:
                             self._skip_tick(connection, now)
-                        elif not socket.is_closing():  # the peer may be gone before its handler has cleaned up
-                            socket.write(wire)
-                            if connection.congested_since is not None:
-                                connection.congested_since = None
-                            written += 1
                     stats.ticks_sent += written
                 else:
                     close_above = limits.max_buffer_bytes

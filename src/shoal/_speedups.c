@@ -76,6 +76,10 @@ PyDoc_STRVAR(pack_pose_doc,
              "shoal.protocol.binary.pack_pose: the common layout checked here, any other passed to Python.");
 
 static PyObject *pack_pose(PyObject *module, PyObject *frame) {
+    if (packed_pose_type == NULL) { /* shoal.protocol.binary binds both on import */
+        PyErr_SetString(PyExc_RuntimeError, "shoal._speedups.pack_pose before bind()");
+        return NULL;
+    }
     if (PyBytes_CheckExact(frame) && PyBytes_GET_SIZE(frame) == FULL_POSE_SIZE) {
         const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(frame);
         if (p[1] == FULL_POSE_FLAGS) {
@@ -174,10 +178,7 @@ static struct PyModuleDef module_def = {
 };
 
 PyMODINIT_FUNC PyInit__speedups(void) {
-    const char *names[] = {"frame", "t"};
-    PyObject **slots[] = {&str_frame, &str_t};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (*slots[i] == NULL && (*slots[i] = PyUnicode_InternFromString(names[i])) == NULL) return NULL;
-    }
+    if (str_frame == NULL && (str_frame = PyUnicode_InternFromString("frame")) == NULL) return NULL;
+    if (str_t == NULL && (str_t = PyUnicode_InternFromString("t")) == NULL) return NULL;
     return PyModule_Create(&module_def);
 }

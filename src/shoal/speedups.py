@@ -4,10 +4,11 @@ Two functions run for every binary pose a server relays, and in them the interpr
 than the byte work itself: `pack_pose` (a pose frame checked on arrival) and `packed_entry` (copied into a
 tick entry), both in `shoal.protocol.binary`. Each has a C version in `_speedups` and a Python twin that
 does exactly the same, which the tests hold to the same results; `shoal.protocol.binary` uses the C
-versions when `native` is set. It is None when the extension
-was not built (no compiler at install time; everything then works in Python, a little slower), or when the
-environment variable `SHOAL_NO_SPEEDUPS` is set to anything but an empty string (to compare the two, or to
-rule the C code out when chasing a bug).
+versions when `native` is set.
+
+`native` is None when the extension was not built (no compiler at install time; everything then works in
+Python, a little slower), or when the environment variable `SHOAL_NO_SPEEDUPS` is set to anything but an
+empty string (to compare the two, or to rule the C code out when chasing a bug).
 """
 
 from __future__ import annotations

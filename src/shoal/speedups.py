@@ -1,10 +1,12 @@
 """Shoal's optional C speedups: `shoal/_speedups.c`, built at install time when a C compiler is there.
 
-Two functions run for every binary pose a server relays, and in them the interpreter's dispatch costs more
-than the byte work itself: `pack_pose` (a pose frame checked on arrival) and `packed_entry` (copied into a
-tick entry), both in `shoal.protocol.binary`. Each has a C version in `_speedups` and a Python twin that
-does exactly the same, which the tests hold to the same results; `shoal.protocol.binary` uses the C
-versions when `native` is set.
+A few functions do byte work and arithmetic for every pose or hand a server relays, and in them the
+interpreter's dispatch costs more than the work: `pack_pose` and `pack_joints` (a pose or hand-joints frame
+checked on arrival), `packed_entry` (a pose copied into a tick entry), and `pack_quaternion` and
+`encode_hand` (rotations and hands quantised for binary members when their sender spoke JSON), in
+`shoal.protocol.binary` and `shoal.protocol.joints`. Each has a C version in `_speedups` and a Python twin;
+the C version takes the common input only and passes everything else, errors included, to its twin, and
+the tests hold the two to the same results. Those modules use the C versions when `native` is set.
 
 `native` is None when the extension was not built (no compiler at install time; everything then works in
 Python, a little slower), or when the environment variable `SHOAL_NO_SPEEDUPS` is set to anything but an

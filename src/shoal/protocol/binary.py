@@ -453,12 +453,15 @@ def packed_entry(member_id: int, packed: PackedPose, tick_t: float) -> bytes:
     return _ENTRY.pack(member_id, flags & ~HAS_T) + frame[10:]  # t too far from the tick: left out
 
 
-python_pack_pose, python_packed_entry = pack_pose, packed_entry
-"""The Python versions, whatever `pack_pose` and `packed_entry` are bound to (tests compare the two)."""
+python_pack_pose, python_packed_entry, python_pack_quaternion = pack_pose, packed_entry, pack_quaternion
+"""The Python versions, whatever `pack_pose`, `packed_entry` and `pack_quaternion` are bound to (tests compare
+the two)."""
 if native is not None:  # the same functions in C (shoal/speedups.py)
-    native.bind(PackedPose, python_pack_pose)  # what it builds, and where every layout but the common one goes
+    # what `pack_pose` builds, and where each fast path sends what it does not take (every error among them)
+    native.bind(packed_pose=PackedPose, pack_pose=python_pack_pose, pack_quaternion=python_pack_quaternion)
     pack_pose = native.pack_pose
     packed_entry = native.packed_entry
+    pack_quaternion = native.pack_quaternion
 
 
 def tick_encoder(tick: Tick) -> TickEncoder:

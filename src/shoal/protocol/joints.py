@@ -32,6 +32,7 @@ from shoal.protocol.binary import (
 )
 from shoal.protocol.codec import JointsTickEncoder
 from shoal.protocol.messages import JOINTS_PER_HAND, Joints, MemberJoints, Tick
+from shoal.speedups import native
 
 # ---- hand flags (the byte before the hands) -------------------------------------------------------------------
 LEFT = 0x01
@@ -269,6 +270,15 @@ def pack_joints(frame: bytes) -> PackedJoints:
     if offset != len(frame):
         raise BinaryFormatError(f"the joints frame has {len(frame) - offset} bytes too many")
     return PackedJoints(frame)
+
+
+python_encode_hand, python_pack_joints = _encode_hand, pack_joints
+"""The Python versions, whatever `_encode_hand` and `pack_joints` are bound to (tests compare the two)."""
+if native is not None:  # the same in C for hands with compact wrists (shoal/speedups.py)
+    # what `pack_joints` builds, and where each fast path sends what it does not take (every error among them)
+    native.bind(encode_hand=python_encode_hand, packed_joints=PackedJoints, pack_joints=python_pack_joints)
+    _encode_hand = native.encode_hand
+    pack_joints = native.pack_joints
 
 
 def decode_joints(frame: bytes) -> Joints:

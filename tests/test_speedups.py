@@ -45,7 +45,7 @@ def outcome(function: Callable[..., object], *args: object) -> object:
     """What `function` returns, or the type and message of what it raises."""
     try:
         return function(*args)
-    except (BinaryFormatError, ValueError, TypeError, OverflowError, IndexError, struct.error) as exc:
+    except (BinaryFormatError, ValueError, TypeError, OverflowError, IndexError, AttributeError, struct.error) as exc:
         return type(exc), str(exc)
 
 
@@ -55,7 +55,7 @@ def test_the_speedups_are_built_and_in_use_unless_turned_off() -> None:
     assert wire.packed_entry is native.packed_entry
     assert wire.pack_quaternion is native.pack_quaternion and hands.pack_quaternion is native.pack_quaternion
     assert hands.pack_joints is native.pack_joints and hands.python_pack_joints is not native.pack_joints
-    assert hands._encode_hand is native.encode_hand
+    assert hands._encode_hand is native.encode_hand and wire.encode_body is native.encode_body
     check = (
         "from shoal.protocol import binary as b, joints as j; "
         "print(b.pack_pose is b.python_pack_pose, j.pack_joints is j.python_pack_joints, b.packed_entry)"
@@ -146,6 +146,7 @@ component = st.one_of(
     st.sampled_from([0.0, -0.0, 0.5, -0.5, 0.7071067811865476, -0.7071067811865476, 0.70710714, 1.0, -1.0]),
 )
 """Components of rotations near unit length, with ties for the largest and the edges of the 15-bit range."""
+rotation = st.tuples(component, component, component, component)
 
 
 def assert_rotations_pack_alike(rot: object) -> None:
@@ -167,9 +168,59 @@ def test_pack_quaternion_in_c_passes_what_it_does_not_take_to_python() -> None:
     assert native.pack_quaternion((0, 0, 0, 1)) == native.pack_quaternion([0.0, 0.0, 0.0, 1.0]) == (49151, 49151, 16383)
 
 
+# ---- encode_body ---------------------------------------------------------------------------------------------------
+
+head_coordinate = st.one_of(st.floats(-20.0, 20.0), st.sampled_from([838.86065, 838.86075, -838.86075, 2000.0]))
+hand_offset = st.one_of(
+    st.floats(-1.0, 1.0), st.sampled_from([1.638325, 1.63835, 1.638375, 1.6384, -1.638375, -1.6384, 5.0, -900.0])
+)
+"""Hands in reach of the head, and at the edge of the compact (int16, 0.05 mm) range and beyond it (sent wide)."""
+
+
+@st.composite
+def transforms(draw: st.DrawFn) -> tuple[object, object, object]:
+    """A head and two hands (or None) as encode_body takes them, sometimes with ints, NaN or no transform at all."""
+    head = draw(st.tuples(head_coordinate, head_coordinate, head_coordinate))
+    parts: list[object] = [Transform(head, draw(rotation))]
+    for _ in range(2):
+        offset = draw(st.tuples(hand_offset, hand_offset, hand_offset))
+        hand = Transform(tuple(h + o for h, o in zip(head, offset, strict=True)), draw(rotation))
+        parts.append(draw(st.sampled_from([hand, hand, None])))
+    odd = draw(st.sampled_from([None] * 6 + ["int", "nan", "list", "not a transform"]))
+    if odd is not None:
+        at = draw(st.integers(0, 2))
+        if odd == "not a transform":
+            parts[at] = (0.0, 1.6, 0.0)
+        elif parts[at] is not None:
+            pos, rot = parts[at].pos, parts[at].rot  # type: ignore[attr-defined]
+            changed = (1, *pos[1:]) if odd == "int" else (math.nan, *pos[1:]) if odd == "nan" else list(pos)
+            parts[at] = Transform(changed, rot)
+    return parts[0], parts[1], parts[2]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(transforms())
+def test_encode_body_in_c_encodes_and_refuses_exactly_what_python_does(parts: tuple[object, object, object]) -> None:
+    needs_native()
+    assert outcome(native.encode_body, *parts) == outcome(wire.python_encode_body, *parts)
+
+
+def test_encode_body_in_c_writes_a_pose_that_decodes_within_its_steps() -> None:
+    needs_native()
+    pose = Pose(
+        head=Transform((0.5, 1.6, -2.0), (0.0, 0.3826834, 0.0, 0.9238795)),
+        left=None,
+        right=Transform((0.7, 1.2, -1.8), (0.7071068, 0.0, 0.0, 0.7071068)),
+    )
+    flags, body = native.encode_body(pose.head, pose.left, pose.right)
+    assert flags == wire.RIGHT and len(body) == 15 + 12
+    decoded = wire.decode_pose(bytes((wire.TAG_POSE, flags)) + body)
+    assert decoded.left is None and decoded.right is not None
+    assert all(abs(a - b) <= 1e-4 for a, b in zip(decoded.right.pos, (0.7, 1.2, -1.8), strict=True))
+
+
 # ---- hands: encode_hand and pack_joints ---------------------------------------------------------------------------
 
-rotation = st.tuples(component, component, component, component)
 odd_coordinate = st.sampled_from(
     [3.27665, 3.2767, 3.27675, 3.2768, -3.27675, 838.86065, 838.86075, -838.86075, 2000.0, 1e300, math.nan, -math.inf]
 )

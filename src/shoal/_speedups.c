@@ -34,10 +34,12 @@
 #define AGE_LIMIT 2147483647.0
 #define POSITION_SCALE 10000.0 /* head and wrist positions, and joints relative to their wrist: 0.1 mm steps */
 #define HEAD_LIMIT 8388607.0   /* 2**23 - 1 steps: a compact (int24) head or wrist */
-#define JOINT_LIMIT 32767.0    /* 2**15 - 1 steps: a joint (int16) from its wrist */
+#define INT16_LIMIT 32767.0    /* 2**15 - 1 steps: a joint from its wrist, a compact hand from its head */
 #define JOINTS_PER_HAND 25
 #define JOINT_VALUES 7 /* x, y, z, qx, qy, qz, qw */
 #define HAND_BYTES (9 + 6 + (JOINTS_PER_HAND - 1) * 12)
+#define HAND_SCALE 20000.0 /* a pose's hands relative to its head: 0.05 mm steps */
+#define POSE_BODY_MAX (9 + 6 + 2 * (6 + 6))
 #define HAND_LEFT 0x01 /* the hand flags of a JOINTS frame; the wide ones (0x04, 0x08) go to Python */
 #define HAND_RIGHT 0x02
 
@@ -46,12 +48,13 @@ static PyObject *packed_pose_type;          /* shoal.protocol.binary.PackedPose 
 static PyObject *pack_pose_in_python;       /* binary.pack_pose: every other layout, and the errors */
 static PyObject *pack_quaternion_in_python; /* binary.pack_quaternion: other sequences, and the errors */
 static PyObject *encode_hand_in_python;     /* joints._encode_hand: wide wrists, other sequences, the errors */
+static PyObject *encode_body_in_python;     /* binary.encode_body: wide positions, other objects, the errors */
 static PyObject *packed_joints_type;        /* shoal.protocol.joints.PackedJoints */
 static PyObject *pack_joints_in_python;     /* joints.pack_joints: wide wrists, and the errors */
 
 static double quat_scale; /* QUAT_STEPS * sqrt(2.0), as binary.QUAT_SCALE */
 
-static PyObject *str_frame, *str_t;
+static PyObject *str_frame, *str_t, *str_pos, *str_rot;
 
 static int check_arguments(const char *name, Py_ssize_t nargs, Py_ssize_t expected) {
     if (nargs == expected) return 1;
@@ -244,39 +247,106 @@ static PyObject *pack_quaternion(PyObject *module, PyObject *rot) {
     return PyObject_CallOneArg(pack_quaternion_in_python, rot);
 }
 
-/* A position component in steps of `POSITION_SCALE`, as math.floor(value * scale + 0.5); NaN stays NaN. */
-static inline double steps_of(double value) { return floor(value * POSITION_SCALE + 0.5); }
+/* A head or wrist position as 3 x int24 of 0.1 mm steps at `out`, and in `base` as decoders will see it (the steps
+ * over the scale); 0 when it is beyond the compact range (sent wide) or not finite. */
+static int write_compact_position(const double *position, unsigned char *out, double *base) {
+    for (int axis = 0; axis < 3; axis++) {
+        double steps = floor(position[axis] * POSITION_SCALE + 0.5);
+        if (!(steps >= -HEAD_LIMIT && steps <= HEAD_LIMIT)) return 0; /* also refuses NaN */
+        uint32_t bits = (uint32_t)(int32_t)steps;
+        write_u16(out + 3 * axis, bits & 0xFFFF);
+        out[3 * axis + 2] = (unsigned char)(bits >> 16); /* the int24's high byte, two's complement */
+        base[axis] = steps / POSITION_SCALE;
+    }
+    return 1;
+}
+
+/* A position relative to `base` as 3 x int16 steps of 1 / `scale` at `out`; 0 beyond the int16 range or not
+ * finite. */
+static int write_offset(const double *position, const double *base, double scale, unsigned char *out) {
+    for (int axis = 0; axis < 3; axis++) {
+        double steps = floor((position[axis] - base[axis]) * scale + 0.5);
+        if (!(steps >= -INT16_LIMIT && steps <= INT16_LIMIT)) return 0; /* also refuses NaN */
+        write_u16(out + 2 * axis, (uint16_t)(int16_t)steps);
+    }
+    return 1;
+}
+
+/* A rotation's three stored words at `out`; 0 when Python must decide (see pack_rotation). */
+static int write_rotation(const double *q, unsigned char *out) {
+    unsigned words[3];
+    if (!pack_rotation(q, words)) return 0;
+    for (int i = 0; i < 3; i++) write_u16(out + 2 * i, words[i]);
+    return 1;
+}
 
 /* The 303 bytes of a hand with a compact wrist (joints._encode_hand); 0 when Python must decide. */
 static int encode_compact_hand(PyObject *hand, unsigned char *out) {
     if (!(PyList_CheckExact(hand) || PyTuple_CheckExact(hand)) || PySequence_Fast_GET_SIZE(hand) != JOINTS_PER_HAND)
         return 0;
     PyObject **joints = PySequence_Fast_ITEMS(hand);
-    double wrist[JOINT_VALUES], joint[JOINT_VALUES], base[3];
-    unsigned words[3];
-    if (!exact_floats(joints[0], JOINT_VALUES, wrist)) return 0;
-    for (int axis = 0; axis < 3; axis++) {
-        double steps = steps_of(wrist[axis]);
-        if (!(steps >= -HEAD_LIMIT && steps <= HEAD_LIMIT)) return 0; /* wide, or not finite */
-        uint32_t bits = (uint32_t)(int32_t)steps;
-        write_u16(out + 3 * axis, bits & 0xFFFF);
-        out[3 * axis + 2] = (unsigned char)(bits >> 16); /* the int24's high byte, two's complement */
-        base[axis] = steps / POSITION_SCALE;             /* the wrist as decoders see it */
-    }
-    if (!pack_rotation(wrist + 3, words)) return 0;
-    for (int i = 0; i < 3; i++) write_u16(out + 9 + 2 * i, words[i]);
-    unsigned char *p = out + 15;
-    for (int index = 1; index < JOINTS_PER_HAND; index++, p += 12) {
-        if (!exact_floats(joints[index], JOINT_VALUES, joint)) return 0;
-        for (int axis = 0; axis < 3; axis++) {
-            double steps = floor((joint[axis] - base[axis]) * POSITION_SCALE + 0.5);
-            if (!(steps >= -JOINT_LIMIT && steps <= JOINT_LIMIT)) return 0; /* too far, or not finite */
-            write_u16(p + 2 * axis, (uint16_t)(int16_t)steps);
-        }
-        if (!pack_rotation(joint + 3, words)) return 0;
-        for (int i = 0; i < 3; i++) write_u16(p + 6 + 2 * i, words[i]);
+    double joint[JOINT_VALUES], base[3];
+    if (!exact_floats(joints[0], JOINT_VALUES, joint) || !write_compact_position(joint, out, base) ||
+        !write_rotation(joint + 3, out + 9))
+        return 0;
+    for (int index = 1; index < JOINTS_PER_HAND; index++) {
+        unsigned char *at = out + 15 + (index - 1) * 12;
+        if (!exact_floats(joints[index], JOINT_VALUES, joint) || !write_offset(joint, base, POSITION_SCALE, at) ||
+            !write_rotation(joint + 3, at + 6))
+            return 0;
     }
     return 1;
+}
+
+/* The position (3) and rotation (4) of a Transform-like object whose `pos` and `rot` are lists or tuples of exact
+ * floats; 0 for anything else, or -1 with an exception when reading an attribute raised one. */
+static int transform_of(PyObject *transform, double *out) {
+    PyObject *pos = PyObject_GetAttr(transform, str_pos);
+    if (pos == NULL) return -1;
+    PyObject *rot = PyObject_GetAttr(transform, str_rot);
+    if (rot == NULL) {
+        Py_DECREF(pos);
+        return -1;
+    }
+    int taken = exact_floats(pos, 3, out) && exact_floats(rot, 4, out + 3);
+    Py_DECREF(pos);
+    Py_DECREF(rot);
+    return taken;
+}
+
+/* A pose body with a compact head and hands (binary.encode_body) into `out`, its flags in `flags`; its size, 0
+ * when Python must decide, or -1 with an exception. */
+static Py_ssize_t encode_compact_body(PyObject *const *parts, unsigned char *out, unsigned *flags) {
+    double transform[JOINT_VALUES], base[3];
+    int taken = transform_of(parts[0], transform);
+    if (taken <= 0) return taken;
+    if (!write_compact_position(transform, out, base) || !write_rotation(transform + 3, out + 9)) return 0;
+    Py_ssize_t size = 15;
+    *flags = 0;
+    for (int side = 1; side <= 2; side++) {
+        if (parts[side] == Py_None) continue;
+        if ((taken = transform_of(parts[side], transform)) <= 0) return taken;
+        if (!write_offset(transform, base, HAND_SCALE, out + size) || !write_rotation(transform + 3, out + size + 6))
+            return 0;
+        *flags |= side == 1 ? POSE_LEFT : POSE_RIGHT;
+        size += 12;
+    }
+    return size;
+}
+
+PyDoc_STRVAR(encode_body_doc,
+             "encode_body(head, left, right) -> (int, bytes)\n\n"
+             "shoal.protocol.binary.encode_body: a compact head and hands of floats encoded here, anything else "
+             "passed to Python.");
+
+static PyObject *encode_body(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (!check_arguments("encode_body", nargs, 3) || !bound(encode_body_in_python, "encode_body")) return NULL;
+    unsigned char body[POSE_BODY_MAX];
+    unsigned flags;
+    Py_ssize_t size = encode_compact_body(args, body, &flags);
+    if (size < 0) return NULL;
+    if (size > 0) return Py_BuildValue("(Iy#)", flags, (const char *)body, size);
+    return PyObject_Vectorcall(encode_body_in_python, args, 3, NULL);
 }
 
 PyDoc_STRVAR(encode_hand_doc,
@@ -321,20 +391,22 @@ static PyObject *pack_joints(PyObject *module, PyObject *frame) {
 /* ---- binding ------------------------------------------------------------------------------------------------ */
 
 PyDoc_STRVAR(bind_doc,
-             "bind(*, packed_pose=, pack_pose=, pack_quaternion=, encode_hand=, packed_joints=, pack_joints=)\n\n"
+             "bind(*, packed_pose=, pack_pose=, pack_quaternion=, encode_body=, encode_hand=, packed_joints=, "
+             "pack_joints=)\n\n"
              "What the fast paths build (PackedPose, PackedJoints) and the Python twins they pass the rest to; each "
              "module binds its own.");
 
 static PyObject *bind(PyObject *module, PyObject *args, PyObject *kwargs) {
-    static char *names[] = {"packed_pose", "pack_pose", "pack_quaternion", "encode_hand", "packed_joints", "pack_joints",
-                            NULL};
-    PyObject **slots[] = {&packed_pose_type,      &pack_pose_in_python, &pack_quaternion_in_python,
-                          &encode_hand_in_python, &packed_joints_type,  &pack_joints_in_python};
-    PyObject *given[6] = {NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$OOOOOO:bind", names, &given[0], &given[1], &given[2], &given[3],
-                                     &given[4], &given[5]))
+    static char *names[] = {"packed_pose", "pack_pose",     "pack_quaternion", "encode_body",
+                            "encode_hand", "packed_joints", "pack_joints",     NULL};
+    PyObject **slots[] = {&packed_pose_type,      &pack_pose_in_python,   &pack_quaternion_in_python,
+                          &encode_body_in_python, &encode_hand_in_python, &packed_joints_type,
+                          &pack_joints_in_python};
+    PyObject *given[7] = {NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$OOOOOOO:bind", names, &given[0], &given[1], &given[2], &given[3],
+                                     &given[4], &given[5], &given[6]))
         return NULL;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         if (given[i] != NULL) Py_XSETREF(*slots[i], Py_NewRef(given[i]));
     Py_RETURN_NONE;
 }
@@ -343,6 +415,7 @@ static PyMethodDef methods[] = {
     {"pack_pose", pack_pose, METH_O, pack_pose_doc},
     {"packed_entry", (PyCFunction)(void (*)(void))packed_entry, METH_FASTCALL, packed_entry_doc},
     {"pack_quaternion", pack_quaternion, METH_O, pack_quaternion_doc},
+    {"encode_body", (PyCFunction)(void (*)(void))encode_body, METH_FASTCALL, encode_body_doc},
     {"encode_hand", encode_hand, METH_O, encode_hand_doc},
     {"pack_joints", pack_joints, METH_O, pack_joints_doc},
     {"bind", (PyCFunction)(void (*)(void))bind, METH_VARARGS | METH_KEYWORDS, bind_doc},
@@ -357,6 +430,8 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC PyInit__speedups(void) {
     if (str_frame == NULL && (str_frame = PyUnicode_InternFromString("frame")) == NULL) return NULL;
     if (str_t == NULL && (str_t = PyUnicode_InternFromString("t")) == NULL) return NULL;
+    if (str_pos == NULL && (str_pos = PyUnicode_InternFromString("pos")) == NULL) return NULL;
+    if (str_rot == NULL && (str_rot = PyUnicode_InternFromString("rot")) == NULL) return NULL;
     quat_scale = QUAT_STEPS * sqrt(2.0);
     return PyModule_Create(&module_def);
 }

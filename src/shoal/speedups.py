@@ -2,8 +2,8 @@
 
 A few functions do byte work and arithmetic for every pose or hand a server relays, and in them the
 interpreter's dispatch costs more than the work: `pack_pose` and `pack_joints` (a pose or hand-joints frame
-checked on arrival), `packed_entry` (a pose copied into a tick entry), and `pack_quaternion` and
-`encode_hand` (rotations and hands quantised for binary members when their sender spoke JSON), in
+checked on arrival), `packed_entry` (a pose copied into a tick entry), and `encode_body`, `encode_hand` and
+`pack_quaternion` (poses, hands and rotations quantised for binary members when their sender spoke JSON), in
 `shoal.protocol.binary` and `shoal.protocol.joints`. Each has a C version in `_speedups` and a Python twin;
 the C version takes the common input only and passes everything else, errors included, to its twin, and
 the tests hold the two to the same results. Those modules use the C versions when `native` is set.

@@ -453,15 +453,20 @@ def packed_entry(member_id: int, packed: PackedPose, tick_t: float) -> bytes:
     return _ENTRY.pack(member_id, flags & ~HAS_T) + frame[10:]  # t too far from the tick: left out
 
 
-python_pack_pose, python_packed_entry, python_pack_quaternion = pack_pose, packed_entry, pack_quaternion
-"""The Python versions, whatever `pack_pose`, `packed_entry` and `pack_quaternion` are bound to (tests compare
-the two)."""
+python_pack_pose, python_packed_entry = pack_pose, packed_entry
+python_pack_quaternion, python_encode_body = pack_quaternion, encode_body
+"""The Python versions, whatever `pack_pose`, `packed_entry`, `pack_quaternion` and `encode_body` are bound to
+(tests compare the two)."""
 if native is not None:  # the same functions in C (shoal/speedups.py)
     # what `pack_pose` builds, and where each fast path sends what it does not take (every error among them)
-    native.bind(packed_pose=PackedPose, pack_pose=python_pack_pose, pack_quaternion=python_pack_quaternion)
-    pack_pose = native.pack_pose
-    packed_entry = native.packed_entry
-    pack_quaternion = native.pack_quaternion
+    native.bind(
+        packed_pose=PackedPose,
+        pack_pose=python_pack_pose,
+        pack_quaternion=python_pack_quaternion,
+        encode_body=python_encode_body,
+    )
+    pack_pose, packed_entry = native.pack_pose, native.packed_entry
+    pack_quaternion, encode_body = native.pack_quaternion, native.encode_body
 
 
 def tick_encoder(tick: Tick) -> TickEncoder:

@@ -1,13 +1,14 @@
 /* C versions of the byte work of shoal/protocol/binary.py and shoal/protocol/joints.py; see shoal/speedups.py.
  *
- * Each does exactly what its Python twin does (the tests run both on the same inputs): pack_pose checks a pose
- * frame on arrival, packed_entry copies it into a tick entry, pack_quaternion packs a rotation (smallest three)
- * and encode_hand quantises a hand's 25 joints. All are arithmetic and bytes, where the interpreter spends far
- * more on dispatch than on the work. The fast paths take the common input only (exact floats, compact
- * positions) and hand everything else, errors included, to the Python twin, so that the rules and the error
- * messages live in one place. Code that mostly calls methods of Python objects is not here: CPython 3.11's
- * specialising interpreter calls them faster than the C API's generic calls do (measured: a tick frame's
- * writes to 25 sockets took 6.9 us from C against 5.8 us from Python).
+ * Each does exactly what its Python twin does (the tests run both on the same inputs): pack_pose and pack_joints
+ * check a pose or hand-joints frame on arrival, packed_entry copies a pose into a tick entry, and encode_body,
+ * encode_hand and pack_quaternion quantise a pose, a hand's 25 joints and a rotation (smallest three) sent in
+ * JSON for binary members. All are arithmetic and bytes, where the interpreter spends far more on dispatch than
+ * on the work. The fast paths take the common input only (exact floats, compact positions) and hand everything
+ * else, errors included, to the Python twin, so that the rules and the error messages live in one place. Code
+ * that mostly calls methods of Python objects is not here: CPython 3.11's specialising interpreter calls them
+ * faster than the C API's generic calls do (measured: a tick frame's writes to 25 sockets took 6.9 us from C
+ * against 5.8 us from Python).
  *
  * The float arithmetic is Python's, operation for operation, in IEEE doubles, so the bytes are the same; the
  * build must not contract it into fused multiply-adds (setup.py passes -ffp-contract=off).
